@@ -1,0 +1,20 @@
+//! # core-shard — Percore's thread-per-core runtime and per-shard raft log
+//!
+//! * [`placement`]: which CPU each shard runs on (`--shards`, `--cpus`, `--placement`).
+//! * [`runtime`]: the shard pool — pinned glommio executors, task queues, shutdown.
+//! * [`mailbox`]: bounded cross-shard mailboxes, batched per loop turn.
+//! * [`tick`]: one timer per shard driving every region's raft clock.
+//! * [`log`]: the per-shard raft log engine with group commit.
+//! * [`notify`]: the single-threaded wake-up primitive the others use.
+//!
+//! Everything shard-local is `Rc`/`RefCell`; only mailboxes and the shutdown signal cross
+//! threads. See DESIGN.md, "Thread-per-core rules" and "Storage".
+
+#![warn(missing_docs)]
+
+pub mod log;
+pub mod mailbox;
+pub mod notify;
+pub mod placement;
+pub mod runtime;
+pub mod tick;
