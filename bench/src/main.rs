@@ -1,1 +1,39 @@
-fn main() {}
+//! `percore-bench`: Percore's benchmark tool.
+//!
+//! Subcommands:
+//! * `log` — the per-shard raft log engine: durable appends per second against a plain
+//!   append + fdatasync baseline measured in the same run on the same directory.
+
+use clap::{Parser, Subcommand};
+
+mod args;
+mod latency;
+mod log_bench;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Percore benchmarks.
+#[derive(Parser, Debug)]
+#[command(name = "percore-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Raft log engine: group-commit throughput and append→durable latency.
+    Log(log_bench::LogArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Log(args) => log_bench::run(args),
+    };
+    if let Err(e) = result {
+        eprintln!("percore-bench: {e:#}");
+        std::process::exit(1);
+    }
+}

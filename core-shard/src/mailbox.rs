@@ -34,10 +34,7 @@ pub struct MailboxConfig {
 
 impl Default for MailboxConfig {
     fn default() -> Self {
-        MailboxConfig {
-            capacity: 64,
-            max_batch: 1024,
-        }
+        MailboxConfig { capacity: 64, max_batch: 1024 }
     }
 }
 
@@ -62,10 +59,7 @@ pub enum TrySendError<M> {
 }
 
 /// Creates the inboxes of `shards` shards and the senders that reach them.
-pub fn mailboxes<M: Send>(
-    shards: usize,
-    config: MailboxConfig,
-) -> (Vec<InboxSender<M>>, Vec<Inbox<M>>) {
+pub fn mailboxes<M: Send>(shards: usize, config: MailboxConfig) -> (Vec<InboxSender<M>>, Vec<Inbox<M>>) {
     (0..shards)
         .map(|id| {
             let (tx, rx) = flume::bounded(config.capacity.max(1));
@@ -83,27 +77,19 @@ pub struct InboxSender<M> {
 
 impl<M> Clone for InboxSender<M> {
     fn clone(&self) -> Self {
-        InboxSender {
-            shard: self.shard,
-            tx: self.tx.clone(),
-        }
+        InboxSender { shard: self.shard, tx: self.tx.clone() }
     }
 }
 
 impl<M> InboxSender<M> {
     /// Sends a batch, waiting while the inbox is full.
     pub async fn send_batch(&self, batch: Vec<M>) -> Result<(), MailboxError> {
-        self.tx
-            .send_async(batch)
-            .await
-            .map_err(|_| MailboxError::Closed(self.shard))
+        self.tx.send_async(batch).await.map_err(|_| MailboxError::Closed(self.shard))
     }
 
     /// Sends a batch from a thread that is not an executor, blocking while the inbox is full.
     pub fn send_batch_blocking(&self, batch: Vec<M>) -> Result<(), MailboxError> {
-        self.tx
-            .send(batch)
-            .map_err(|_| MailboxError::Closed(self.shard))
+        self.tx.send(batch).map_err(|_| MailboxError::Closed(self.shard))
     }
 
     /// The destination shard.
@@ -184,9 +170,7 @@ pub struct Outbox<M: 'static> {
 
 impl<M> Clone for Outbox<M> {
     fn clone(&self) -> Self {
-        Outbox {
-            inner: self.inner.clone(),
-        }
+        Outbox { inner: self.inner.clone() }
     }
 }
 
@@ -287,10 +271,7 @@ impl<M: Send + 'static> Outbox<M> {
 
 /// The flusher: after being woken it runs behind the tasks already runnable, so it sees
 /// everything this loop turn queued, and sends one batch per destination.
-async fn flusher<M: Send + 'static>(
-    weak: Weak<OutboxInner<M>>,
-    mut notified: crate::notify::Notified,
-) {
+async fn flusher<M: Send + 'static>(weak: Weak<OutboxInner<M>>, mut notified: crate::notify::Notified) {
     loop {
         notified.await;
         loop {

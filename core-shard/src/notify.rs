@@ -31,9 +31,7 @@ impl Notify {
 
     /// Wakes every task currently waiting in [`Notify::notified`].
     pub fn notify_all(&self) {
-        self.inner
-            .generation
-            .set(self.inner.generation.get().wrapping_add(1));
+        self.inner.generation.set(self.inner.generation.get().wrapping_add(1));
         for w in self.inner.waiters.borrow_mut().drain(..) {
             w.wake();
         }
@@ -41,10 +39,7 @@ impl Notify {
 
     /// A future that completes at the next `notify_all` after this call.
     pub fn notified(&self) -> Notified {
-        Notified {
-            inner: self.inner.clone(),
-            generation: self.inner.generation.get(),
-        }
+        Notified { inner: self.inner.clone(), generation: self.inner.generation.get() }
     }
 }
 

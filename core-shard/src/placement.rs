@@ -87,9 +87,7 @@ impl FromStr for CpuList {
         let mut cpus = Vec::new();
         for item in s.split(',') {
             let item = item.trim();
-            let bad = || PlacementError::Malformed {
-                item: item.to_string(),
-            };
+            let bad = || PlacementError::Malformed { item: item.to_string() };
             let num = |t: &str| t.trim().parse::<usize>().map_err(|_| bad());
             match item.split_once('-') {
                 Some((a, b)) => {
@@ -123,11 +121,7 @@ pub fn format_cpus(cpus: &[usize]) -> String {
             i += 1;
             end = cpus[i];
         }
-        out.push(if end > start {
-            format!("{start}-{end}")
-        } else {
-            start.to_string()
-        });
+        out.push(if end > start { format!("{start}-{end}") } else { start.to_string() });
         i += 1;
     }
     out.join(",")
@@ -213,10 +207,7 @@ pub fn resolve(
             for &cpu in list.cpus() {
                 if !topology.iter().any(|c| c.cpu == cpu) {
                     let online: Vec<usize> = topology.iter().map(|c| c.cpu).collect();
-                    return Err(PlacementError::NoSuchCpu {
-                        cpu,
-                        online: format_cpus(&online),
-                    });
+                    return Err(PlacementError::NoSuchCpu { cpu, online: format_cpus(&online) });
                 }
             }
             list.cpus().to_vec()
@@ -225,10 +216,7 @@ pub fn resolve(
     };
     let n = shards.unwrap_or(candidates.len());
     let cpus: Vec<usize> = (0..n).map(|i| candidates[i % candidates.len()]).collect();
-    Ok(ShardPlacement {
-        oversubscribed: n > candidates.len(),
-        cpus,
-    })
+    Ok(ShardPlacement { oversubscribed: n > candidates.len(), cpus })
 }
 
 /// Orders all CPUs of the topology for the policy.
@@ -277,10 +265,7 @@ pub fn online_topology() -> Result<Vec<CpuInfo>, PlacementError> {
     let read_num = |cpu: usize, what: &str| -> usize {
         let path = format!("/sys/devices/system/cpu/cpu{cpu}/topology/{what}");
         // A missing topology file (some VMs) means "its own core on package 0".
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(usize::MAX)
+        std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(usize::MAX)
     };
     Ok(list
         .cpus()
@@ -311,13 +296,7 @@ mod tests {
     use super::*;
 
     fn flat(n: usize) -> Vec<CpuInfo> {
-        (0..n)
-            .map(|cpu| CpuInfo {
-                cpu,
-                package: 0,
-                core: cpu,
-            })
-            .collect()
+        (0..n).map(|cpu| CpuInfo { cpu, package: 0, core: cpu }).collect()
     }
 
     /// 2 packages × 2 cores × 2 threads, numbered like Linux does on Intel: the second
@@ -325,11 +304,7 @@ mod tests {
     fn smt_2x2x2() -> Vec<CpuInfo> {
         let mut v = Vec::new();
         for cpu in 0..8 {
-            v.push(CpuInfo {
-                cpu,
-                package: (cpu % 4) / 2,
-                core: cpu % 2,
-            });
+            v.push(CpuInfo { cpu, package: (cpu % 4) / 2, core: cpu % 2 });
         }
         v
     }
@@ -366,14 +341,8 @@ mod tests {
     #[test]
     fn parses_policies() {
         assert_eq!("pack".parse::<PlacementPolicy>(), Ok(PlacementPolicy::Pack));
-        assert_eq!(
-            "Spread".parse::<PlacementPolicy>(),
-            Ok(PlacementPolicy::Spread)
-        );
-        assert!(matches!(
-            "round".parse::<PlacementPolicy>(),
-            Err(PlacementError::UnknownPolicy(_))
-        ));
+        assert_eq!("Spread".parse::<PlacementPolicy>(), Ok(PlacementPolicy::Spread));
+        assert!(matches!("round".parse::<PlacementPolicy>(), Err(PlacementError::UnknownPolicy(_))));
     }
 
     #[test]
@@ -389,20 +358,8 @@ mod tests {
         }
         let cases = vec![
             // Default: one shard per online CPU.
-            Case {
-                topo: flat(2),
-                shards: None,
-                cpus: None,
-                policy: Spread,
-                want: Ok((vec![0, 1], false)),
-            },
-            Case {
-                topo: flat(4),
-                shards: Some(2),
-                cpus: None,
-                policy: Pack,
-                want: Ok((vec![0, 1], false)),
-            },
+            Case { topo: flat(2), shards: None, cpus: None, policy: Spread, want: Ok((vec![0, 1], false)) },
+            Case { topo: flat(4), shards: Some(2), cpus: None, policy: Pack, want: Ok((vec![0, 1], false)) },
             // An explicit list is used in its order; the shard count defaults to its length.
             Case {
                 topo: flat(8),
@@ -419,21 +376,9 @@ mod tests {
                 want: Ok((vec![0, 1], false)),
             },
             // More shards than CPUs: round-robin, flagged.
-            Case {
-                topo: flat(2),
-                shards: Some(3),
-                cpus: None,
-                policy: Spread,
-                want: Ok((vec![0, 1, 0], true)),
-            },
+            Case { topo: flat(2), shards: Some(3), cpus: None, policy: Spread, want: Ok((vec![0, 1, 0], true)) },
             // SMT: pack fills core 0's siblings first; spread visits every package and core.
-            Case {
-                topo: smt_2x2x2(),
-                shards: Some(4),
-                cpus: None,
-                policy: Pack,
-                want: Ok((vec![0, 4, 1, 5], false)),
-            },
+            Case { topo: smt_2x2x2(), shards: Some(4), cpus: None, policy: Pack, want: Ok((vec![0, 4, 1, 5], false)) },
             Case {
                 topo: smt_2x2x2(),
                 shards: Some(4),
@@ -449,27 +394,17 @@ mod tests {
                 want: Ok((vec![0, 2, 1, 3, 4, 6, 5, 7], false)),
             },
             // Errors.
-            Case {
-                topo: flat(2),
-                shards: Some(0),
-                cpus: None,
-                policy: Spread,
-                want: Err(PlacementError::ZeroShards),
-            },
+            Case { topo: flat(2), shards: Some(0), cpus: None, policy: Spread, want: Err(PlacementError::ZeroShards) },
             Case {
                 topo: flat(2),
                 shards: None,
                 cpus: Some(list("0,7")),
                 policy: Spread,
-                want: Err(PlacementError::NoSuchCpu {
-                    cpu: 7,
-                    online: "0-1".into(),
-                }),
+                want: Err(PlacementError::NoSuchCpu { cpu: 7, online: "0-1".into() }),
             },
         ];
         for (i, c) in cases.into_iter().enumerate() {
-            let got = resolve(&c.topo, c.shards, c.cpus.as_ref(), c.policy)
-                .map(|p| (p.cpus, p.oversubscribed));
+            let got = resolve(&c.topo, c.shards, c.cpus.as_ref(), c.policy).map(|p| (p.cpus, p.oversubscribed));
             assert_eq!(got, c.want, "case {i}");
         }
     }

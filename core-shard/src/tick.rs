@@ -32,16 +32,8 @@ impl TickService {
     /// Starts the timer task on the current executor, in the given task queue. The timer stops
     /// when [`TickService::stop`] is called. Fails only outside an executor or with an unknown
     /// queue.
-    pub fn start(
-        interval: Duration,
-        queue: TaskQueueHandle,
-    ) -> Result<Self, glommio::GlommioError<()>> {
-        let state = Rc::new(State {
-            ticks: Cell::new(0),
-            stopped: Cell::new(false),
-            notify: Notify::new(),
-            interval,
-        });
+    pub fn start(interval: Duration, queue: TaskQueueHandle) -> Result<Self, glommio::GlommioError<()>> {
+        let state = Rc::new(State { ticks: Cell::new(0), stopped: Cell::new(false), notify: Notify::new(), interval });
         let s = state.clone();
         let timer = async move {
             let start = std::time::Instant::now();

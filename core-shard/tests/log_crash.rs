@@ -29,11 +29,7 @@ async fn write_history(dir: &Path, rng: &mut StdRng, n: usize) -> History {
             let region = rng.gen_range(1..=4u64);
             let index = *next.entry(region).and_modify(|x| *x += 1).or_insert(1);
             let len = rng.gen_range(0..700);
-            let e = Entry {
-                index,
-                term: 1,
-                data: common::payload(region, index, 0, len),
-            };
+            let e = Entry { index, term: 1, data: common::payload(region, index, 0, len) };
             pending.push(log.append(region, vec![e], None).unwrap());
             history.push((region, index, len));
         }
@@ -55,20 +51,13 @@ fn data_segments(dir: &Path) -> Vec<DataSegment> {
     for ent in std::fs::read_dir(dir).unwrap() {
         let path = ent.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        let Some(seq) = name
-            .strip_suffix(".rlog")
-            .and_then(|s| s.parse::<u64>().ok())
-        else {
+        let Some(seq) = name.strip_suffix(".rlog").and_then(|s| s.parse::<u64>().ok()) else {
             continue;
         };
         let data = std::fs::read(&path).unwrap();
         let scan = scan_segment(&data, seq, None);
         if !scan.batches.is_empty() {
-            let batches = scan
-                .batches
-                .iter()
-                .map(|(off, h)| (*off, h.padded_len()))
-                .collect();
+            let batches = scan.batches.iter().map(|(off, h)| (*off, h.padded_len())).collect();
             out.push((path, seq, batches));
         }
     }
@@ -85,11 +74,7 @@ async fn assert_prefix(log: &LogEngine, history: &History) -> usize {
             assert_eq!(log.first_index(region), Some(1));
             let got = log.entries(region, 1, n + 1, None).await.unwrap();
             for e in got {
-                let len = history
-                    .iter()
-                    .find(|h| h.0 == region && h.1 == e.index)
-                    .expect("entry was appended")
-                    .2;
+                let len = history.iter().find(|h| h.0 == region && h.1 == e.index).expect("entry was appended").2;
                 assert_eq!(
                     e.data,
                     common::payload(region, e.index, 0, len),
@@ -107,11 +92,7 @@ async fn assert_prefix(log: &LogEngine, history: &History) -> usize {
         *seen.entry(region).or_default() += 1;
     }
     for (region, n) in &counts {
-        assert_eq!(
-            seen.get(region).copied().unwrap_or(0),
-            *n,
-            "region {region}: not a prefix of the history"
-        );
+        assert_eq!(seen.get(region).copied().unwrap_or(0), *n, "region {region}: not a prefix of the history");
     }
     k
 }
@@ -135,29 +116,11 @@ fn truncated_tail_recovers_a_prefix() {
             assert!(k <= history.len(), "round {round}");
             // The log keeps working after recovery, and survives another restart.
             let region = 9;
-            log.append(
-                region,
-                vec![Entry {
-                    index: 1,
-                    term: 2,
-                    data: "after".into(),
-                }],
-                None,
-            )
-            .unwrap()
-            .await
-            .unwrap();
+            log.append(region, vec![Entry { index: 1, term: 2, data: "after".into() }], None).unwrap().await.unwrap();
             log.close().await.unwrap();
             let (log, _) = common::open(dir.path(), &common::small_config()).await;
-            assert_eq!(
-                assert_prefix(&log, &history).await,
-                k,
-                "round {round}: {report:?}"
-            );
-            assert_eq!(
-                log.entries(region, 1, 2, None).await.unwrap()[0].data,
-                "after"
-            );
+            assert_eq!(assert_prefix(&log, &history).await, k, "round {round}: {report:?}");
+            assert_eq!(log.entries(region, 1, 2, None).await.unwrap()[0].data, "after");
             log.close().await.unwrap();
         }
     });
@@ -197,28 +160,15 @@ fn damage_before_the_tail_is_corruption() {
             let dir = tempfile::tempdir().unwrap();
             write_history(dir.path(), &mut rng, 150).await;
             let segs = data_segments(dir.path());
-            let (path, _, batches) = segs
-                .iter()
-                .find(|s| s.2.len() >= 4)
-                .expect("a segment with 4 batches");
+            let (path, _, batches) = segs.iter().find(|s| s.2.len() >= 4).expect("a segment with 4 batches");
             let which = rng.gen_range(0..batches.len() - 3);
             let (off, _) = batches[which];
             let mut data = std::fs::read(path).unwrap();
             // Damage the batch header's CRC so the batch certainly fails.
             data[off + 5] ^= 0xff;
             std::fs::write(path, &data).unwrap();
-            match LogEngine::open(
-                dir.path(),
-                common::small_config(),
-                core_shard::log::LogQueues::current(),
-            )
-            .await
-            {
-                Err(LogError::Corruption {
-                    file,
-                    offset,
-                    reason,
-                }) => {
+            match LogEngine::open(dir.path(), common::small_config(), core_shard::log::LogQueues::current()).await {
+                Err(LogError::Corruption { file, offset, reason }) => {
                     assert_eq!(&file, path, "round {round}: {reason}");
                     assert_eq!(offset, off as u64, "round {round}: {reason}");
                 }

@@ -38,8 +38,7 @@ impl Model {
             } else {
                 r.entries.truncate((e0.index - r.first) as usize);
             }
-            r.entries
-                .extend(entries.iter().map(|e| (e.term, e.data.clone())));
+            r.entries.extend(entries.iter().map(|e| (e.term, e.data.clone())));
         }
         if hs.is_some() {
             r.hs = hs;
@@ -59,47 +58,20 @@ impl Model {
 
 async fn check(log: &LogEngine, model: &Model, when: &str) {
     for (&region, r) in &model.regions {
-        assert_eq!(
-            log.hard_state(region),
-            r.hs,
-            "{when}: hard state of region {region}"
-        );
+        assert_eq!(log.hard_state(region), r.hs, "{when}: hard state of region {region}");
         if r.entries.is_empty() {
-            assert_eq!(
-                log.entry_count(region),
-                0,
-                "{when}: region {region} should have no entries"
-            );
+            assert_eq!(log.entry_count(region), 0, "{when}: region {region} should have no entries");
             continue;
         }
-        assert_eq!(
-            log.first_index(region),
-            Some(r.first),
-            "{when}: first index of region {region}"
-        );
-        assert_eq!(
-            log.last_index(region),
-            Some(r.last()),
-            "{when}: last index of region {region}"
-        );
-        let got = log
-            .entries(region, r.first, r.last() + 1, None)
-            .await
-            .expect("read entries");
+        assert_eq!(log.first_index(region), Some(r.first), "{when}: first index of region {region}");
+        assert_eq!(log.last_index(region), Some(r.last()), "{when}: last index of region {region}");
+        let got = log.entries(region, r.first, r.last() + 1, None).await.expect("read entries");
         assert_eq!(got.len(), r.entries.len(), "{when}: region {region}");
         for (i, (e, (term, data))) in got.iter().zip(&r.entries).enumerate() {
             assert_eq!(e.index, r.first + i as u64);
-            assert_eq!(
-                (e.term, &e.data),
-                (*term, data),
-                "{when}: region {region} entry {}",
-                e.index
-            );
+            assert_eq!((e.term, &e.data), (*term, data), "{when}: region {region} entry {}", e.index);
         }
-        assert_eq!(
-            log.term(region, r.last()).unwrap(),
-            r.entries.last().unwrap().0
-        );
+        assert_eq!(log.term(region, r.last()).unwrap(), r.entries.last().unwrap().0);
         assert!(matches!(
             log.term(region, r.first - 1),
             Err(LogError::Compacted { .. }) | Err(LogError::Unavailable { .. })
@@ -108,15 +80,8 @@ async fn check(log: &LogEngine, model: &Model, when: &str) {
     // Regions the model dropped must be gone or empty.
     for region in log.regions() {
         if !model.regions.contains_key(&region) {
-            assert!(
-                log.hard_state(region).is_none(),
-                "{when}: region {region} should be gone"
-            );
-            assert_eq!(
-                log.entry_count(region),
-                0,
-                "{when}: region {region} should be gone"
-            );
+            assert!(log.hard_state(region).is_none(), "{when}: region {region} should be gone");
+            assert_eq!(log.entry_count(region), 0, "{when}: region {region} should be gone");
         }
     }
 }
@@ -125,16 +90,8 @@ fn random_entries(rng: &mut StdRng, region: u64, from: u64, term: u64, version: 
     let n = rng.gen_range(1..6);
     (0..n)
         .map(|i| {
-            let len = if rng.gen_bool(0.05) {
-                rng.gen_range(2000..9000)
-            } else {
-                rng.gen_range(0..300)
-            };
-            Entry {
-                index: from + i,
-                term,
-                data: common::payload(region, from + i, version, len),
-            }
+            let len = if rng.gen_bool(0.05) { rng.gen_range(2000..9000) } else { rng.gen_range(0..300) };
+            Entry { index: from + i, term, data: common::payload(region, from + i, version, len) }
         })
         .collect()
 }
@@ -169,21 +126,13 @@ async fn run_model(seed: u64, ops: usize) {
                     term += 1;
                 }
                 let entries = random_entries(&mut rng, region, from, term, op as u64);
-                let hs = rng.gen_bool(0.5).then(|| HardState {
-                    term,
-                    vote: rng.gen_range(0..4),
-                    commit: from,
-                });
+                let hs = rng.gen_bool(0.5).then(|| HardState { term, vote: rng.gen_range(0..4), commit: from });
                 model.append(region, &entries, hs);
                 pending.push(log.append(region, entries, hs).expect("append"));
             }
             70..=74 => {
                 // Hard state only.
-                let hs = HardState {
-                    term,
-                    vote: 1,
-                    commit: op as u64,
-                };
+                let hs = HardState { term, vote: 1, commit: op as u64 };
                 model.append(region, &[], Some(hs));
                 pending.push(log.append(region, vec![], Some(hs)).expect("append hs"));
             }
@@ -201,15 +150,8 @@ async fn run_model(seed: u64, ops: usize) {
             87..=89 => {
                 // Invalid: a gap after the end must be refused and change nothing.
                 if let Some(r) = model.regions.get(&region).filter(|r| !r.entries.is_empty()) {
-                    let bad = vec![Entry {
-                        index: r.last() + 2,
-                        term,
-                        data: Bytes::new(),
-                    }];
-                    assert!(matches!(
-                        log.append(region, bad, None),
-                        Err(LogError::BadAppend { .. })
-                    ));
+                    let bad = vec![Entry { index: r.last() + 2, term, data: Bytes::new() }];
+                    assert!(matches!(log.append(region, bad, None), Err(LogError::BadAppend { .. })));
                 }
             }
             90..=94 => {
@@ -226,18 +168,10 @@ async fn run_model(seed: u64, ops: usize) {
                 check(&log, &model, &format!("seed {seed} op {op} before restart")).await;
                 log.close().await.expect("close");
                 let (l, report) = common::open(dir.path(), &config).await;
-                assert!(
-                    report.truncated.is_none(),
-                    "clean shutdown must not truncate: {report:?}"
-                );
+                assert!(report.truncated.is_none(), "clean shutdown must not truncate: {report:?}");
                 log = l;
                 restarts += 1;
-                check(
-                    &log,
-                    &model,
-                    &format!("seed {seed} op {op} after restart {restarts}"),
-                )
-                .await;
+                check(&log, &model, &format!("seed {seed} op {op} after restart {restarts}")).await;
             }
         }
     }
@@ -269,16 +203,7 @@ fn reads_come_from_disk_when_not_cached() {
         let mut last = None;
         for i in 1..=400u64 {
             last = Some(
-                log.append(
-                    3,
-                    vec![Entry {
-                        index: i,
-                        term: 1,
-                        data: common::payload(3, i, 0, 200),
-                    }],
-                    None,
-                )
-                .unwrap(),
+                log.append(3, vec![Entry { index: i, term: 1, data: common::payload(3, i, 0, 200) }], None).unwrap(),
             );
         }
         last.unwrap().await.unwrap();
@@ -287,10 +212,7 @@ fn reads_come_from_disk_when_not_cached() {
         for e in &got {
             assert_eq!(e.data, common::payload(3, e.index, 0, 200));
         }
-        assert!(
-            log.stats().disk_reads > 0,
-            "a 16 KiB cache cannot hold 80 KB of entries"
-        );
+        assert!(log.stats().disk_reads > 0, "a 16 KiB cache cannot hold 80 KB of entries");
         // max_bytes limits the result but always returns one entry.
         assert_eq!(log.entries(3, 1, 401, Some(1)).await.unwrap().len(), 1);
         assert!(log.entries(3, 1, 401, Some(2000)).await.unwrap().len() < 20);

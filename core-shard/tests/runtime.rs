@@ -16,10 +16,7 @@ fn two_shards() -> ShardPlacement {
 
 #[test]
 fn a_missing_cpu_is_an_error_not_a_panic() {
-    let placement = ShardPlacement {
-        cpus: vec![0, 100_000],
-        oversubscribed: false,
-    };
+    let placement = ShardPlacement { cpus: vec![0, 100_000], oversubscribed: false };
     let r = ShardPool::<(), ()>::start(PoolConfig::new("bad", placement), |_shard| async {});
     match r {
         Err(RuntimeError::Placement(e)) => assert!(e.to_string().contains("100000"), "{e}"),
@@ -38,10 +35,7 @@ enum Msg {
 fn mailboxes_deliver_in_order_under_backpressure() {
     const N: u64 = 20_000;
     let mut config = PoolConfig::new("mbox", two_shards());
-    config.mailbox = MailboxConfig {
-        capacity: 2,
-        max_batch: 8,
-    };
+    config.mailbox = MailboxConfig { capacity: 2, max_batch: 8 };
     let pool = ShardPool::<Msg, (u64, u64)>::start(config, |shard| async move {
         let other = 1 - shard.id;
         let outbox = shard.outbox.clone();
@@ -74,10 +68,7 @@ fn mailboxes_deliver_in_order_under_backpressure() {
         let stats = sender.await;
         shard.outbox.flush().await;
         assert_eq!(stats.messages, N + 1);
-        assert!(
-            stats.batches < stats.messages,
-            "messages were not batched: {stats:?}"
-        );
+        assert!(stats.batches < stats.messages, "messages were not batched: {stats:?}");
         (expected, stats.waits)
     })
     .unwrap();
@@ -85,10 +76,7 @@ fn mailboxes_deliver_in_order_under_backpressure() {
     for r in results {
         let (received, waits) = r.unwrap();
         assert_eq!(received, N);
-        assert!(
-            waits > 0,
-            "a 2-batch inbox and a slow consumer must push back on the sender"
-        );
+        assert!(waits > 0, "a 2-batch inbox and a slow consumer must push back on the sender");
     }
 }
 
@@ -119,10 +107,7 @@ fn one_timer_drives_ticks() {
     for r in pool.join() {
         let (ticks, elapsed) = r.unwrap();
         assert!(ticks >= 5);
-        assert!(
-            elapsed >= Duration::from_millis(40),
-            "5 ticks of 10 ms took {elapsed:?}"
-        );
+        assert!(elapsed >= Duration::from_millis(40), "5 ticks of 10 ms took {elapsed:?}");
     }
 }
 
@@ -134,26 +119,13 @@ fn shutdown_syncs_and_closes_every_shard_log() {
         let root = root.clone();
         async move {
             let path = root.join(format!("shard-{}", shard.id));
-            let (log, _) = LogEngine::open(&path, common::small_config(), shard.queues.into())
-                .await
-                .unwrap();
+            let (log, _) = LogEngine::open(&path, common::small_config(), shard.queues.into()).await.unwrap();
             let mut n = 0u64;
             // Append until shutdown; the last appends are never awaited here: close() must
             // make them durable.
             while n < 1000 || !shard.shutdown.is_fired() {
                 n += 1;
-                drop(
-                    log.append(
-                        1,
-                        vec![Entry {
-                            index: n,
-                            term: 1,
-                            data: "v".into(),
-                        }],
-                        None,
-                    )
-                    .unwrap(),
-                );
+                drop(log.append(1, vec![Entry { index: n, term: 1, data: "v".into() }], None).unwrap());
                 if n.is_multiple_of(64) {
                     glommio::yield_if_needed().await;
                     glommio::timer::sleep(Duration::from_millis(1)).await;
@@ -172,16 +144,8 @@ fn shutdown_syncs_and_closes_every_shard_log() {
     common::run(move || async move {
         for (shard, n) in counts.into_iter().enumerate() {
             assert!(n > 0);
-            let (log, _) = common::open(
-                &root.join(format!("shard-{shard}")),
-                &common::small_config(),
-            )
-            .await;
-            assert_eq!(
-                log.last_index(1),
-                Some(n),
-                "shard {shard} lost appends at shutdown"
-            );
+            let (log, _) = common::open(&root.join(format!("shard-{shard}")), &common::small_config()).await;
+            assert_eq!(log.last_index(1), Some(n), "shard {shard} lost appends at shutdown");
             log.close().await.unwrap();
         }
     });

@@ -37,8 +37,8 @@ use glommio::TaskQueueHandle;
 
 use super::error::{LogError, Result};
 use super::format::{
-    align_up, decode_body, parse_record, put_append, put_compact, put_remove, BatchHeader, Entry,
-    HardState, Record, BATCH_HEADER, BLOCK, RECORD_HEADER,
+    align_up, decode_body, parse_record, put_append, put_compact, put_remove, BatchHeader, Entry, HardState, Record,
+    BATCH_HEADER, BLOCK, RECORD_HEADER,
 };
 use super::index::{EntryMeta, Index};
 use super::recovery::{self, RecoveryReport};
@@ -62,12 +62,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig {
-            segment_size: 64 << 20,
-            cache_bytes: 64 << 20,
-            max_batch_bytes: 4 << 20,
-            recycle_segments: 4,
-        }
+        LogConfig { segment_size: 64 << 20, cache_bytes: 64 << 20, max_batch_bytes: 4 << 20, recycle_segments: 4 }
     }
 }
 
@@ -75,16 +70,10 @@ impl LogConfig {
     /// Checks the bounds above.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.segment_size < 64 << 10 || !self.segment_size.is_multiple_of(BLOCK as u64) {
-            return Err(format!(
-                "segment-size {} must be a multiple of 4096 and at least 64 KiB",
-                self.segment_size
-            ));
+            return Err(format!("segment-size {} must be a multiple of 4096 and at least 64 KiB", self.segment_size));
         }
         if self.max_batch_bytes < BLOCK || self.max_batch_bytes as u64 > self.segment_size {
-            return Err(format!(
-                "max-batch-bytes {} must be between 4096 and segment-size",
-                self.max_batch_bytes
-            ));
+            return Err(format!("max-batch-bytes {} must be between 4096 and segment-size", self.max_batch_bytes));
         }
         Ok(())
     }
@@ -103,19 +92,13 @@ impl LogQueues {
     /// Both on the current task queue.
     pub fn current() -> Self {
         let q = glommio::executor().current_task_queue();
-        LogQueues {
-            foreground: q,
-            background: q,
-        }
+        LogQueues { foreground: q, background: q }
     }
 }
 
 impl From<crate::runtime::TaskQueues> for LogQueues {
     fn from(q: crate::runtime::TaskQueues) -> Self {
-        LogQueues {
-            foreground: q.latency,
-            background: q.background,
-        }
+        LogQueues { foreground: q.latency, background: q.background }
     }
 }
 
@@ -219,11 +202,7 @@ impl State {
             let mut buf = self.spare.pop().unwrap_or_default();
             buf.clear();
             buf.resize(BATCH_HEADER, 0);
-            self.open.push_back(OpenBatch {
-                seq: self.next_batch,
-                buf,
-                records: 0,
-            });
+            self.open.push_back(OpenBatch { seq: self.next_batch, buf, records: 0 });
             self.next_batch += 1;
         }
         self.open.back_mut().expect("pushed above")
@@ -285,47 +264,26 @@ impl Future for Durable {
         if let Some(e) = &st.failed {
             return Poll::Ready(Err(LogError::Failed(e.to_string())));
         }
-        st.waiters
-            .entry(self.seq)
-            .or_default()
-            .push(cx.waker().clone());
+        st.waiters.entry(self.seq).or_default().push(cx.waker().clone());
         Poll::Pending
     }
 }
 
 /// Encoded size of an append record.
 fn append_size(entries: &[Entry], with_hs: bool) -> usize {
-    RECORD_HEADER
-        + 8
-        + 1
-        + if with_hs { 24 } else { 0 }
-        + 12
-        + entries.iter().map(|e| 12 + e.data.len()).sum::<usize>()
+    RECORD_HEADER + 8 + 1 + if with_hs { 24 } else { 0 } + 12 + entries.iter().map(|e| 12 + e.data.len()).sum::<usize>()
 }
 
 impl LogEngine {
     /// Opens (creating if needed) the log in `dir`, recovers it, and starts its tasks.
-    pub async fn open(
-        dir: impl AsRef<Path>,
-        config: LogConfig,
-        queues: LogQueues,
-    ) -> Result<(Self, RecoveryReport)> {
+    pub async fn open(dir: impl AsRef<Path>, config: LogConfig, queues: LogQueues) -> Result<(Self, RecoveryReport)> {
         let dir = dir.as_ref().to_path_buf();
-        config.validate().map_err(|reason| LogError::NotALog {
-            path: dir.clone(),
-            reason,
-        })?;
+        config.validate().map_err(|reason| LogError::NotALog { path: dir.clone(), reason })?;
         std::fs::create_dir_all(&dir).map_err(|e| LogError::io("create dir", &dir, e))?;
         segments::open_ident(&dir).await?;
         let mut index = Index::new(config.cache_bytes);
         let mut rec = recovery::recover(&dir, &mut index).await?;
-        let first = segments::prepare_segment(
-            &dir,
-            rec.next_segment,
-            config.segment_size,
-            rec.recycled.pop(),
-        )
-        .await?;
+        let first = segments::prepare_segment(&dir, rec.next_segment, config.segment_size, rec.recycled.pop()).await?;
         let mut segs = rec.segments;
         segs.active = first.seq;
         segs.insert(first);
@@ -358,9 +316,7 @@ impl LogEngine {
             tasks_done: Notify::new(),
         });
         let spawn = |fut: Pin<Box<dyn Future<Output = ()>>>, q| {
-            glommio::spawn_local_into(fut, q)
-                .map(|t| t.detach())
-                .map_err(|e| LogError::io("spawn", sh.dir.clone(), e))
+            glommio::spawn_local_into(fut, q).map(|t| t.detach()).map_err(|e| LogError::io("spawn", sh.dir.clone(), e))
         };
         spawn(Box::pin(writer(sh.clone())), queues.foreground)?;
         spawn(Box::pin(syncer(sh.clone())), queues.foreground)?;
@@ -376,30 +332,20 @@ impl LogEngine {
     /// Appends `entries` (contiguous; replacing any entries at and after the first one) and
     /// the hard state of `region`. Returns once the record is in the open batch; the returned
     /// future completes when it is durable. Entries are readable at once.
-    pub fn append(
-        &self,
-        region: u64,
-        entries: Vec<Entry>,
-        hard_state: Option<HardState>,
-    ) -> Result<Durable> {
+    pub fn append(&self, region: u64, entries: Vec<Entry>, hard_state: Option<HardState>) -> Result<Durable> {
         let mut st = self.sh.st.borrow_mut();
         st.check_usable()?;
         for w in entries.windows(2) {
             if w[1].index != w[0].index + 1 {
                 return Err(LogError::BadAppend {
                     region,
-                    reason: format!(
-                        "entries not contiguous: {} follows {}",
-                        w[1].index, w[0].index
-                    ),
+                    reason: format!("entries not contiguous: {} follows {}", w[1].index, w[0].index),
                 });
             }
         }
         let first_index = entries.first().map_or(0, |e| e.index);
         if !entries.is_empty() {
-            st.index
-                .check_append(region, first_index)
-                .map_err(|reason| LogError::BadAppend { region, reason })?;
+            st.index.check_append(region, first_index).map_err(|reason| LogError::BadAppend { region, reason })?;
         }
         let size = append_size(&entries, hard_state.is_some());
         let max = self.sh.config.segment_size as usize - BATCH_HEADER;
@@ -438,10 +384,7 @@ impl LogEngine {
         }
         drop(st);
         self.sh.wake_writer.notify_all();
-        Ok(Durable {
-            sh: self.sh.clone(),
-            seq,
-        })
+        Ok(Durable { sh: self.sh.clone(), seq })
     }
 
     /// Drops the entries of `region` below `upto`. When `upto` is past the last entry the
@@ -458,23 +401,14 @@ impl LogEngine {
     pub fn remove(&self, region: u64) -> Result<Durable> {
         self.admin_record(RECORD_HEADER + 8, |index, buf| {
             if let Some(r) = index.regions.remove(&region) {
-                let freed: usize = r
-                    .entries
-                    .iter()
-                    .map(|m| m.data.as_ref().map_or(0, |d| d.len()))
-                    .sum();
-                index.cached_dropped(freed);
+                index.cached_dropped(super::index::cached_bytes(r.entries.iter()));
             }
             put_remove(buf, region);
         })
     }
 
     /// Applies `f` to the index and lets it encode one record into the open batch.
-    fn admin_record(
-        &self,
-        size: usize,
-        f: impl FnOnce(&mut Index, &mut Vec<u8>),
-    ) -> Result<Durable> {
+    fn admin_record(&self, size: usize, f: impl FnOnce(&mut Index, &mut Vec<u8>)) -> Result<Durable> {
         let mut guard = self.sh.st.borrow_mut();
         guard.check_usable()?;
         let seq = guard.batch_for(size, self.sh.config.max_batch_bytes).seq;
@@ -484,10 +418,7 @@ impl LogEngine {
         batch.records += 1;
         drop(guard);
         self.sh.wake_writer.notify_all();
-        Ok(Durable {
-            sh: self.sh.clone(),
-            seq,
-        })
+        Ok(Durable { sh: self.sh.clone(), seq })
     }
 
     /// Regions with a log (entries, a hard state, or a compaction mark).
@@ -500,87 +431,43 @@ impl LogEngine {
     /// First live index of `region` (`None` if the log does not have the region). For an
     /// empty log this is the index the next entry is expected at.
     pub fn first_index(&self, region: u64) -> Option<u64> {
-        self.sh
-            .st
-            .borrow()
-            .index
-            .regions
-            .get(&region)
-            .map(|r| r.first)
+        self.sh.st.borrow().index.regions.get(&region).map(|r| r.first)
     }
 
     /// Last index of `region` (`first_index - 1` when its log is empty).
     pub fn last_index(&self, region: u64) -> Option<u64> {
-        self.sh
-            .st
-            .borrow()
-            .index
-            .regions
-            .get(&region)
-            .map(|r| r.last_index())
+        self.sh.st.borrow().index.regions.get(&region).map(|r| r.last_index())
     }
 
     /// Number of live entries of `region` (0 if unknown).
     pub fn entry_count(&self, region: u64) -> usize {
-        self.sh
-            .st
-            .borrow()
-            .index
-            .regions
-            .get(&region)
-            .map_or(0, |r| r.entries.len())
+        self.sh.st.borrow().index.regions.get(&region).map_or(0, |r| r.entries.len())
     }
 
     /// The latest hard state of `region`.
     pub fn hard_state(&self, region: u64) -> Option<HardState> {
-        self.sh
-            .st
-            .borrow()
-            .index
-            .regions
-            .get(&region)
-            .and_then(|r| r.hard_state.map(|(h, _)| h))
+        self.sh.st.borrow().index.regions.get(&region).and_then(|r| r.hard_state.map(|(h, _)| h))
     }
 
     /// Term of entry `index` of `region`.
     pub fn term(&self, region: u64, index: u64) -> Result<u64> {
         let st = self.sh.st.borrow();
-        let r = st
-            .index
-            .regions
-            .get(&region)
-            .ok_or(LogError::Unavailable { region, index })?;
+        let r = st.index.regions.get(&region).ok_or(LogError::Unavailable { region, index })?;
         if index < r.first {
-            return Err(LogError::Compacted {
-                region,
-                index,
-                first: r.first,
-            });
+            return Err(LogError::Compacted { region, index, first: r.first });
         }
-        r.get(index)
-            .map(|m| m.term)
-            .ok_or(LogError::Unavailable { region, index })
+        r.get(index).map(|m| m.term).ok_or(LogError::Unavailable { region, index })
     }
 
     /// Entries `lo..hi` of `region` if all are in memory; `Ok(None)` if some must be read
     /// from disk. `max_bytes` limits the total size (at least one entry is returned).
-    pub fn cached_entries(
-        &self,
-        region: u64,
-        lo: u64,
-        hi: u64,
-        max_bytes: Option<u64>,
-    ) -> Result<Option<Vec<Entry>>> {
+    pub fn cached_entries(&self, region: u64, lo: u64, hi: u64, max_bytes: Option<u64>) -> Result<Option<Vec<Entry>>> {
         let st = self.sh.st.borrow();
         let metas = collect_metas(&st.index, region, lo, hi, max_bytes)?;
         let mut out = Vec::with_capacity(metas.len());
         for (index, m) in metas {
             match m.data {
-                Some(data) => out.push(Entry {
-                    index,
-                    term: m.term,
-                    data,
-                }),
+                Some(data) => out.push(Entry { index, term: m.term, data }),
                 None => return Ok(None),
             }
         }
@@ -589,33 +476,22 @@ impl LogEngine {
 
     /// Entries `lo..hi` of `region`, reading from disk what is not cached. `max_bytes` limits
     /// the total size (at least one entry is returned).
-    pub async fn entries(
-        &self,
-        region: u64,
-        lo: u64,
-        hi: u64,
-        max_bytes: Option<u64>,
-    ) -> Result<Vec<Entry>> {
+    pub async fn entries(&self, region: u64, lo: u64, hi: u64, max_bytes: Option<u64>) -> Result<Vec<Entry>> {
         let metas = collect_metas(&self.sh.st.borrow().index, region, lo, hi, max_bytes)?;
         let mut out = Vec::with_capacity(metas.len());
         let mut i = 0;
         while i < metas.len() {
             let (index, m) = &metas[i];
             if let Some(data) = &m.data {
-                out.push(Entry {
-                    index: *index,
-                    term: m.term,
-                    data: data.clone(),
-                });
+                out.push(Entry { index: *index, term: m.term, data: data.clone() });
                 i += 1;
                 continue;
             }
             // Read the record once for every consecutive entry it holds.
             let record = self.read_record(m.batch, m.rec_off, m.rec_len).await?;
-            let (kind, body, _) = parse_record(&record)
-                .map_err(|e| self.read_corruption(m.batch, format!("{e:?}")))?;
-            let Record::Append(a) = decode_body(kind, body)
-                .map_err(|e| self.read_corruption(m.batch, format!("{e:?}")))?
+            let (kind, body, _) = parse_record(&record).map_err(|e| self.read_corruption(m.batch, format!("{e:?}")))?;
+            let Record::Append(a) =
+                decode_body(kind, body).map_err(|e| self.read_corruption(m.batch, format!("{e:?}")))?
             else {
                 return Err(self.read_corruption(m.batch, "not an append record".into()));
             };
@@ -624,16 +500,10 @@ impl LogEngine {
                 let (index, m) = &metas[i];
                 let pos = index.checked_sub(a.first_index).map(|p| p as usize);
                 match pos.and_then(|p| a.entries.get(p)) {
-                    Some(&(term, data)) if term == m.term => out.push(Entry {
-                        index: *index,
-                        term,
-                        data: bytes::Bytes::copy_from_slice(data),
-                    }),
-                    _ => {
-                        return Err(
-                            self.read_corruption(batch, format!("entry {index} not in its record"))
-                        )
+                    Some(&(term, data)) if term == m.term => {
+                        out.push(Entry { index: *index, term, data: bytes::Bytes::copy_from_slice(data) })
                     }
+                    _ => return Err(self.read_corruption(batch, format!("entry {index} not in its record"))),
                 }
                 i += 1;
             }
@@ -641,17 +511,10 @@ impl LogEngine {
         }
         // The log may have changed while we read: only return what is still current.
         let st = self.sh.st.borrow();
-        let r = st
-            .index
-            .regions
-            .get(&region)
-            .ok_or(LogError::Unavailable { region, index: lo })?;
+        let r = st.index.regions.get(&region).ok_or(LogError::Unavailable { region, index: lo })?;
         for e in &out {
             if r.get(e.index).map(|m| m.term) != Some(e.term) {
-                return Err(LogError::Unavailable {
-                    region,
-                    index: e.index,
-                });
+                return Err(LogError::Unavailable { region, index: e.index });
             }
         }
         Ok(out)
@@ -660,22 +523,14 @@ impl LogEngine {
     async fn read_record(&self, batch: u64, rec_off: u32, rec_len: u32) -> Result<Vec<u8>> {
         let (file, path, off) = {
             let st = self.sh.st.borrow();
-            let (f, p, o) = st
-                .segs
-                .locate(batch)
-                .ok_or_else(|| LogError::Failed(format!("batch {batch} has no segment")))?;
+            let (f, p, o) =
+                st.segs.locate(batch).ok_or_else(|| LogError::Failed(format!("batch {batch} has no segment")))?;
             (f, p.to_path_buf(), o)
         };
-        let data = file
-            .read_at(off + rec_off as u64, rec_len as usize)
-            .await
-            .map_err(|e| LogError::io("read", &path, e))?;
+        let data =
+            file.read_at(off + rec_off as u64, rec_len as usize).await.map_err(|e| LogError::io("read", &path, e))?;
         if data.len() < rec_len as usize {
-            return Err(LogError::Corruption {
-                file: path,
-                offset: off + rec_off as u64,
-                reason: "short read".into(),
-            });
+            return Err(LogError::Corruption { file: path, offset: off + rec_off as u64, reason: "short read".into() });
         }
         Ok(data.to_vec())
     }
@@ -683,11 +538,7 @@ impl LogEngine {
     fn read_corruption(&self, batch: u64, reason: String) -> LogError {
         let st = self.sh.st.borrow();
         match st.segs.locate(batch) {
-            Some((_, p, off)) => LogError::Corruption {
-                file: p.to_path_buf(),
-                offset: off,
-                reason,
-            },
+            Some((_, p, off)) => LogError::Corruption { file: p.to_path_buf(), offset: off, reason },
             None => LogError::Failed(reason),
         }
     }
@@ -704,17 +555,11 @@ impl LogEngine {
             st.check_usable()?;
             plan_purge(&st)
         };
-        let mut report = PurgeReport {
-            purged: Vec::new(),
-            pinned,
-            segments: 0,
-        };
+        let mut report = PurgeReport { purged: Vec::new(), pinned, segments: 0 };
         if let Some(last) = victims.last() {
             let dir = self.sh.dir.clone();
             let watermark = last + 1;
-            glommio::executor()
-                .spawn_blocking(move || segments::write_purged(&dir, watermark))
-                .await?;
+            glommio::executor().spawn_blocking(move || segments::write_purged(&dir, watermark)).await?;
         }
         for seq in victims {
             let seg = self.sh.st.borrow_mut().segs.take(seq);
@@ -724,11 +569,7 @@ impl LogEngine {
                 st.recycled.len() < self.sh.config.recycle_segments
             };
             let recycled_path = self.sh.dir.join(format!("recycle-{seq}.rlog"));
-            let res = if keep {
-                seg.file.rename(&recycled_path).await
-            } else {
-                seg.file.remove().await
-            };
+            let res = if keep { seg.file.rename(&recycled_path).await } else { seg.file.remove().await };
             res.map_err(|e| LogError::io("purge", &seg.path, e))?;
             let _ = seg.file.close_rc().await;
             let mut st = self.sh.st.borrow_mut();
@@ -759,23 +600,19 @@ impl LogEngine {
             }
             done.await;
         }
+        // Cut the active segment after its last batch, so that the stale bytes of a recycled
+        // file are not mistaken for a torn tail at the next open.
+        let cut = {
+            let st = self.sh.st.borrow();
+            let active = st.segs.by_seq.get(&st.segs.active).filter(|_| st.failed.is_none());
+            active.map(|seg| (seg.file.clone(), seg.written, seg.path.clone()))
+        };
+        if let Some((file, written, path)) = cut {
+            file.truncate(written).await.map_err(|e| LogError::io("truncate", &path, e))?;
+            file.fdatasync().await.map_err(|e| LogError::io("fdatasync", &path, e))?;
+        }
         let (files, ready, failed) = {
             let mut st = self.sh.st.borrow_mut();
-            // Cut the active segment after its last batch, so that the stale bytes of a
-            // recycled file are not mistaken for a torn tail at the next open.
-            if st.failed.is_none() {
-                if let Some(seg) = st.segs.by_seq.get(&st.segs.active) {
-                    let (file, written, path) = (seg.file.clone(), seg.written, seg.path.clone());
-                    drop(st);
-                    file.truncate(written)
-                        .await
-                        .map_err(|e| LogError::io("truncate", &path, e))?;
-                    file.fdatasync()
-                        .await
-                        .map_err(|e| LogError::io("fdatasync", &path, e))?;
-                    st = self.sh.st.borrow_mut();
-                }
-            }
             let seqs: Vec<u64> = st.segs.by_seq.keys().copied().collect();
             let files: Vec<Segment> = seqs.into_iter().filter_map(|s| st.segs.take(s)).collect();
             (files, st.ready.take(), st.failed.clone())
@@ -798,20 +635,11 @@ impl LogEngine {
 
 /// Segments that may go, and the regions pinning the oldest one that stays.
 fn plan_purge(st: &State) -> (Vec<u64>, Vec<(u64, u64)>) {
-    let needed = st
-        .index
-        .regions
-        .values()
-        .filter_map(|r| r.oldest_batch())
-        .min()
-        .unwrap_or(u64::MAX);
+    let needed = st.index.regions.values().filter_map(|r| r.oldest_batch()).min().unwrap_or(u64::MAX);
     let mut victims = Vec::new();
     let mut oldest_kept = None;
     for (&seq, seg) in &st.segs.by_seq {
-        let free = seq != st.segs.active
-            && seg
-                .last_batch()
-                .is_none_or(|l| l < needed && l <= st.durable);
+        let free = seq != st.segs.active && seg.last_batch().is_none_or(|l| l < needed && l <= st.durable);
         if !free {
             oldest_kept = Some(seq);
             break;
@@ -840,22 +668,12 @@ fn collect_metas(
     hi: u64,
     max_bytes: Option<u64>,
 ) -> Result<Vec<(u64, EntryMeta)>> {
-    let r = index
-        .regions
-        .get(&region)
-        .ok_or(LogError::Unavailable { region, index: lo })?;
+    let r = index.regions.get(&region).ok_or(LogError::Unavailable { region, index: lo })?;
     if lo < r.first {
-        return Err(LogError::Compacted {
-            region,
-            index: lo,
-            first: r.first,
-        });
+        return Err(LogError::Compacted { region, index: lo, first: r.first });
     }
     if hi > r.last_index() + 1 {
-        return Err(LogError::Unavailable {
-            region,
-            index: hi - 1,
-        });
+        return Err(LogError::Unavailable { region, index: hi - 1 });
     }
     let mut out = Vec::with_capacity((hi.saturating_sub(lo)) as usize);
     let mut size = 0u64;
@@ -909,12 +727,7 @@ async fn writer(sh: Rc<Shared>) {
                 }
                 let active = st.segs.active;
                 if let Some((file, off)) = st.segs.place_in_active(batch.seq, len) {
-                    let path = st
-                        .segs
-                        .by_seq
-                        .get(&active)
-                        .map(|s| s.path.clone())
-                        .unwrap_or_default();
+                    let path = st.segs.by_seq.get(&active).map(|s| s.path.clone()).unwrap_or_default();
                     break (file, off, path, active);
                 }
                 if let Some(seg) = st.ready.take() {
@@ -943,10 +756,7 @@ async fn writer(sh: Rc<Shared>) {
         let bytes = dma.as_bytes_mut();
         bytes[..batch.buf.len()].copy_from_slice(&batch.buf);
         bytes[batch.buf.len()..].fill(0);
-        sh.st
-            .borrow_mut()
-            .spare
-            .push(std::mem::take(&mut batch.buf));
+        sh.st.borrow_mut().spare.push(std::mem::take(&mut batch.buf));
         let t = Instant::now();
         if let Err(e) = file.write_at(dma, off).await {
             sh.fail(LogError::io("write", &path, e));
@@ -959,11 +769,7 @@ async fn writer(sh: Rc<Shared>) {
             st.stats.bytes_written += len;
         }
         // Hand over once the previous batch is durable (keeps at most two in flight).
-        let mut job = Some(SyncJob {
-            seq: batch.seq,
-            file,
-            path,
-        });
+        let mut job = Some(SyncJob { seq: batch.seq, file, path });
         loop {
             let notified = sh.wake_writer.notified();
             {
@@ -995,11 +801,7 @@ async fn syncer(sh: Rc<Shared>) {
                 if st.failed.is_some() {
                     None
                 } else if let Some(j) = &st.sync_slot {
-                    Some(Some(SyncJob {
-                        seq: j.seq,
-                        file: j.file.clone(),
-                        path: j.path.clone(),
-                    }))
+                    Some(Some(SyncJob { seq: j.seq, file: j.file.clone(), path: j.path.clone() }))
                 } else if st.writer_done {
                     // The writer has exited and nothing is left to sync.
                     None

@@ -84,12 +84,7 @@ impl LogError {
     /// Wraps an I/O error (glommio errors convert into `std::io::Error`).
     pub fn io(op: &'static str, path: impl Into<PathBuf>, err: impl Into<std::io::Error>) -> Self {
         let err: std::io::Error = err.into();
-        LogError::Io {
-            op,
-            path: path.into(),
-            kind: err.kind(),
-            message: err.to_string(),
-        }
+        LogError::Io { op, path: path.into(), kind: err.kind(), message: err.to_string() }
     }
 }
 

@@ -112,9 +112,7 @@ pub fn parse_record(buf: &[u8]) -> Result<(RecordKind, &[u8], usize), DecodeErro
     }
     let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
     let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
-    let total = RECORD_HEADER
-        .checked_add(len)
-        .ok_or(DecodeError::Truncated)?;
+    let total = RECORD_HEADER.checked_add(len).ok_or(DecodeError::Truncated)?;
     if buf.len() < total {
         return Err(DecodeError::Truncated);
     }
@@ -163,12 +161,7 @@ impl BatchHeader {
             return Err(DecodeError::BadBody("batch does not start with a header"));
         }
         let mut r = Reader(body);
-        let h = BatchHeader {
-            batch_seq: r.u64()?,
-            segment_seq: r.u64()?,
-            records_len: r.u32()?,
-            records: r.u32()?,
-        };
+        let h = BatchHeader { batch_seq: r.u64()?, segment_seq: r.u64()?, records_len: r.u32()?, records: r.u32()? };
         r.finish()?;
         Ok(h)
     }
@@ -213,9 +206,7 @@ pub fn put_compact(out: &mut Vec<u8>, region: u64, upto: u64) {
 
 /// Encodes a remove record.
 pub fn put_remove(out: &mut Vec<u8>, region: u64) {
-    put_record(out, RecordKind::Remove, |b| {
-        b.extend_from_slice(&region.to_le_bytes())
-    });
+    put_record(out, RecordKind::Remove, |b| b.extend_from_slice(&region.to_le_bytes()));
 }
 
 /// A decoded append record; entry data borrows the record's bytes.
@@ -258,11 +249,7 @@ pub fn decode_body(kind: RecordKind, body: &[u8]) -> Result<Record<'_>, DecodeEr
             let region = r.u64()?;
             let hard_state = match r.u8()? {
                 0 => None,
-                1 => Some(HardState {
-                    term: r.u64()?,
-                    vote: r.u64()?,
-                    commit: r.u64()?,
-                }),
+                1 => Some(HardState { term: r.u64()?, vote: r.u64()?, commit: r.u64()? }),
                 _ => return Err(DecodeError::BadBody("hard-state flag")),
             };
             let first_index = r.u64()?;
@@ -277,17 +264,9 @@ pub fn decode_body(kind: RecordKind, body: &[u8]) -> Result<Record<'_>, DecodeEr
                 let len = r.u32()? as usize;
                 entries.push((term, r.bytes(len)?));
             }
-            Record::Append(AppendRecord {
-                region,
-                hard_state,
-                first_index,
-                entries,
-            })
+            Record::Append(AppendRecord { region, hard_state, first_index, entries })
         }
-        RecordKind::Compact => Record::Compact {
-            region: r.u64()?,
-            upto: r.u64()?,
-        },
+        RecordKind::Compact => Record::Compact { region: r.u64()?, upto: r.u64()? },
         RecordKind::Remove => Record::Remove { region: r.u64()? },
         RecordKind::Batch => return Err(DecodeError::BadBody("nested batch header")),
     };
@@ -333,27 +312,14 @@ mod tests {
     use super::*;
 
     fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
-        Entry {
-            index,
-            term,
-            data: bytes::Bytes::copy_from_slice(data),
-        }
+        Entry { index, term, data: bytes::Bytes::copy_from_slice(data) }
     }
 
     #[test]
     fn records_round_trip() {
         let mut buf = Vec::new();
-        let hs = HardState {
-            term: 3,
-            vote: 2,
-            commit: 9,
-        };
-        put_append(
-            &mut buf,
-            7,
-            Some(&hs),
-            &[entry(10, 3, b"a"), entry(11, 3, b"")],
-        );
+        let hs = HardState { term: 3, vote: 2, commit: 9 };
+        put_append(&mut buf, 7, Some(&hs), &[entry(10, 3, b"a"), entry(11, 3, b"")]);
         put_compact(&mut buf, 7, 10);
         put_remove(&mut buf, 8);
         let (kind, body, n1) = parse_record(&buf).unwrap();
@@ -365,29 +331,15 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let (kind, body, n2) = parse_record(&buf[n1..]).unwrap();
-        assert!(matches!(
-            decode_body(kind, body).unwrap(),
-            Record::Compact {
-                region: 7,
-                upto: 10
-            }
-        ));
+        assert!(matches!(decode_body(kind, body).unwrap(), Record::Compact { region: 7, upto: 10 }));
         let (kind, body, n3) = parse_record(&buf[n1 + n2..]).unwrap();
-        assert!(matches!(
-            decode_body(kind, body).unwrap(),
-            Record::Remove { region: 8 }
-        ));
+        assert!(matches!(decode_body(kind, body).unwrap(), Record::Remove { region: 8 }));
         assert_eq!(n1 + n2 + n3, buf.len());
     }
 
     #[test]
     fn batch_header_round_trips() {
-        let h = BatchHeader {
-            batch_seq: 42,
-            segment_seq: 3,
-            records_len: 5000,
-            records: 7,
-        };
+        let h = BatchHeader { batch_seq: 42, segment_seq: 3, records_len: 5000, records: 7 };
         let mut buf = vec![0u8; BATCH_HEADER];
         h.write_into(&mut buf);
         assert_eq!(BatchHeader::parse(&buf).unwrap(), h);

@@ -7,10 +7,42 @@
 //! that are not on disk yet are never evicted (there is nowhere else to read them from).
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use bytes::Bytes;
 
 use super::format::HardState;
+
+/// Cached data released by an index operation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Freed {
+    /// Bytes of entry data.
+    pub bytes: usize,
+    /// Entries whose data was cached.
+    pub entries: usize,
+}
+
+/// A hasher for region ids: they are small integers handed out by PD, so a multiply-shift
+/// spreads them well, at a fraction of SipHash's cost on the append path.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Map from region id.
+pub type RegionMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 /// Where an entry lives and what we know of it without reading it.
 #[derive(Debug, Clone)]
@@ -62,8 +94,8 @@ impl RegionLog {
         }
     }
 
-    /// Drops entries at and after `index`; returns the bytes of cached data dropped.
-    pub fn truncate_from(&mut self, index: u64) -> usize {
+    /// Drops entries at and after `index`; returns the cached data dropped.
+    pub fn truncate_from(&mut self, index: u64) -> Freed {
         if index < self.first {
             let freed = cached_bytes(self.entries.iter());
             self.entries.clear();
@@ -71,7 +103,7 @@ impl RegionLog {
         }
         let keep = (index - self.first) as usize;
         if keep >= self.entries.len() {
-            return 0;
+            return Freed::default();
         }
         let freed = cached_bytes(self.entries.range(keep..));
         self.entries.truncate(keep);
@@ -79,10 +111,10 @@ impl RegionLog {
     }
 
     /// Drops entries below `upto`; when `upto` is past the end, the log becomes empty and
-    /// the next entry must be `upto`. Returns the bytes of cached data dropped.
-    pub fn compact(&mut self, upto: u64) -> usize {
+    /// the next entry must be `upto`. Returns the cached data dropped.
+    pub fn compact(&mut self, upto: u64) -> Freed {
         if upto <= self.first {
-            return 0;
+            return Freed::default();
         }
         let n = ((upto - self.first) as usize).min(self.entries.len());
         let freed = cached_bytes(self.entries.range(..n));
@@ -92,19 +124,30 @@ impl RegionLog {
     }
 }
 
-fn cached_bytes<'a>(it: impl Iterator<Item = &'a EntryMeta>) -> usize {
-    it.map(|m| m.data.as_ref().map_or(0, |d| d.len())).sum()
+/// The cached data held by some entries.
+pub fn cached_bytes<'a>(it: impl Iterator<Item = &'a EntryMeta>) -> Freed {
+    let mut f = Freed::default();
+    for m in it {
+        if let Some(d) = &m.data {
+            f.bytes += d.len();
+            f.entries += 1;
+        }
+    }
+    f
 }
 
 /// The regions of one log and the data-cache budget.
 #[derive(Debug, Default)]
 pub struct Index {
     /// Every region with a log.
-    pub regions: HashMap<u64, RegionLog>,
-    /// Cached entries, oldest first: `(region, index, batch)`.
+    pub regions: RegionMap<RegionLog>,
+    /// Cached entries, oldest first: `(region, index, batch)`. Entries dropped by
+    /// truncation or compaction stay here until evicted or swept.
     lru: VecDeque<(u64, u64, u64)>,
     /// Bytes of cached entry data.
     pub cached: usize,
+    /// Entries with cached data.
+    pub cached_entries: usize,
     /// The budget for `cached`.
     pub budget: usize,
 }
@@ -112,10 +155,7 @@ pub struct Index {
 impl Index {
     /// An empty index with a cache budget in bytes.
     pub fn new(budget: usize) -> Self {
-        Index {
-            budget,
-            ..Default::default()
-        }
+        Index { budget, ..Default::default() }
     }
 
     /// Checks that an append of entries from `first_index` may go to `region`: it must not
@@ -129,16 +169,10 @@ impl Index {
             return Ok(());
         }
         if first_index < r.first {
-            return Err(format!(
-                "append at {first_index} is below the first index {}",
-                r.first
-            ));
+            return Err(format!("append at {first_index} is below the first index {}", r.first));
         }
         if first_index > r.last_index() + 1 {
-            return Err(format!(
-                "append at {first_index} leaves a gap after the last index {}",
-                r.last_index()
-            ));
+            return Err(format!("append at {first_index} leaves a gap after the last index {}", r.last_index()));
         }
         Ok(())
     }
@@ -159,10 +193,7 @@ impl Index {
         replay: bool,
     ) -> Result<(), String> {
         if metas.len() > 0 {
-            let below_first = self
-                .regions
-                .get(&region)
-                .is_some_and(|r| !r.entries.is_empty() && first_index < r.first);
+            let below_first = self.regions.get(&region).is_some_and(|r| !r.entries.is_empty() && first_index < r.first);
             if !(replay && below_first) {
                 self.check_append(region, first_index)?;
             }
@@ -170,12 +201,12 @@ impl Index {
             if r.entries.is_empty() || below_first {
                 let freed = cached_bytes(r.entries.iter());
                 r.entries.clear();
-                self.cached = self.cached.saturating_sub(freed);
+                self.cached_dropped(freed);
                 let r = self.regions.entry(region).or_default();
                 r.first = first_index;
             } else {
                 let freed = r.truncate_from(first_index);
-                self.cached = self.cached.saturating_sub(freed);
+                self.cached_dropped(freed);
             }
             let r = self.regions.entry(region).or_default();
             r.entries.extend(metas);
@@ -189,42 +220,55 @@ impl Index {
     /// Notes that entry `(region, index)` of `batch` has cached data.
     pub fn cached_insert(&mut self, region: u64, index: u64, batch: u64, len: usize) {
         self.cached += len;
+        self.cached_entries += 1;
         self.lru.push_back((region, index, batch));
+        if self.lru.len() > 2 * self.cached_entries + 1024 {
+            self.sweep();
+        }
     }
 
-    /// Subtracts dropped bytes from the cache account.
-    pub fn cached_dropped(&mut self, len: usize) {
-        self.cached = self.cached.saturating_sub(len);
+    /// Subtracts dropped data from the cache account.
+    pub fn cached_dropped(&mut self, freed: Freed) {
+        self.cached = self.cached.saturating_sub(freed.bytes);
+        self.cached_entries = self.cached_entries.saturating_sub(freed.entries);
+    }
+
+    /// The cached entry `(region, index)` written in `batch`, if it is still there.
+    fn cached_meta(&mut self, region: u64, index: u64, batch: u64) -> Option<&mut EntryMeta> {
+        let r = self.regions.get_mut(&region)?;
+        let first = r.first;
+        let meta = r.entries.get_mut(index.checked_sub(first)? as usize)?;
+        // The slot may hold a newer entry written after this one was cached.
+        (meta.batch == batch && meta.data.is_some()).then_some(meta)
+    }
+
+    /// Drops queue items whose entry is gone (truncated, compacted, overwritten), so the
+    /// queue stays proportional to the cache.
+    fn sweep(&mut self) {
+        let mut lru = std::mem::take(&mut self.lru);
+        lru.retain(|&(region, index, batch)| self.cached_meta(region, index, batch).is_some());
+        self.lru = lru;
     }
 
     /// Evicts cached data oldest-first until within budget; never evicts entries of batches
     /// after `durable_batch` (not readable from disk yet).
     pub fn evict(&mut self, durable_batch: Option<u64>) {
         while self.cached > self.budget {
-            let Some(&(region, index, batch)) = self.lru.front() else {
-                break;
-            };
+            let Some(&(region, index, batch)) = self.lru.front() else { break };
             if durable_batch.is_none_or(|d| batch > d) {
                 break;
             }
             self.lru.pop_front();
-            let Some(meta) = self.regions.get_mut(&region).and_then(|r| {
-                let first = r.first;
-                if index < first {
-                    return None;
-                }
-                r.entries.get_mut((index - first) as usize)
-            }) else {
-                continue;
-            };
-            // The slot may hold a newer entry written after this one was cached.
-            if meta.batch != batch {
-                continue;
-            }
-            if let Some(d) = meta.data.take() {
+            if let Some(d) = self.cached_meta(region, index, batch).and_then(|m| m.data.take()) {
                 self.cached = self.cached.saturating_sub(d.len());
+                self.cached_entries = self.cached_entries.saturating_sub(1);
             }
         }
+    }
+
+    /// Length of the eviction queue (for tests).
+    pub fn queue_len(&self) -> usize {
+        self.lru.len()
     }
 }
 
@@ -233,30 +277,21 @@ mod tests {
     use super::*;
 
     fn meta(batch: u64, data: &'static [u8]) -> EntryMeta {
-        EntryMeta {
-            term: 1,
-            batch,
-            rec_off: 0,
-            rec_len: 0,
-            data: Some(Bytes::from_static(data)),
-        }
+        EntryMeta { term: 1, batch, rec_off: 0, rec_len: 0, data: Some(Bytes::from_static(data)) }
     }
 
     #[test]
     fn truncate_and_compact() {
-        let mut r = RegionLog {
-            first: 5,
-            ..Default::default()
-        };
+        let mut r = RegionLog { first: 5, ..Default::default() };
         for b in 0..5 {
             r.entries.push_back(meta(b, b"xy"));
         }
         assert_eq!(r.last_index(), 9);
-        assert_eq!(r.truncate_from(8), 4);
+        assert_eq!(r.truncate_from(8), Freed { bytes: 4, entries: 2 });
         assert_eq!(r.last_index(), 7);
-        assert_eq!(r.compact(6), 2);
+        assert_eq!(r.compact(6).bytes, 2);
         assert_eq!((r.first, r.entries.len()), (6, 2));
-        assert_eq!(r.compact(20), 4);
+        assert_eq!(r.compact(20).bytes, 4);
         assert_eq!((r.first, r.last_index(), r.entries.len()), (20, 19, 0));
         assert_eq!(r.oldest_batch(), None);
     }
@@ -264,10 +299,7 @@ mod tests {
     #[test]
     fn eviction_respects_durability_and_budget() {
         let mut idx = Index::new(4);
-        let mut r = RegionLog {
-            first: 1,
-            ..Default::default()
-        };
+        let mut r = RegionLog { first: 1, ..Default::default() };
         for i in 0..4u64 {
             r.entries.push_back(meta(i, b"ab"));
         }
@@ -282,5 +314,26 @@ mod tests {
         let r = &idx.regions[&9];
         assert!(r.entries[0].data.is_none() && r.entries[1].data.is_none());
         assert!(r.entries[2].data.is_some() && r.entries[3].data.is_some());
+    }
+
+    #[test]
+    fn queue_stays_proportional_to_the_cache() {
+        let mut idx = Index::new(usize::MAX);
+        idx.regions.insert(1, RegionLog::default());
+        for i in 1..=100_000u64 {
+            let r = idx.regions.get_mut(&1).unwrap();
+            if r.entries.is_empty() {
+                r.first = i;
+            }
+            r.entries.push_back(meta(i, b"x"));
+            idx.cached_insert(1, i, i, 1);
+            if i % 100 == 0 {
+                // Raft log GC: keep the last 10 entries.
+                let freed = idx.regions.get_mut(&1).unwrap().compact(i - 9);
+                idx.cached_dropped(freed);
+            }
+        }
+        assert!(idx.cached_entries <= 100);
+        assert!(idx.queue_len() < 2 * 100 + 1024 + 1, "queue grew to {}", idx.queue_len());
     }
 }

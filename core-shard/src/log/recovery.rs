@@ -17,9 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{LogError, Result};
-use super::format::{
-    decode_body, parse_record, BatchHeader, DecodeError, Record, BATCH_HEADER, BLOCK,
-};
+use super::format::{decode_body, parse_record, BatchHeader, DecodeError, Record, BATCH_HEADER, BLOCK};
 use super::index::{EntryMeta, Index};
 use super::segments::{self, Segment, Segments};
 
@@ -49,38 +47,28 @@ pub struct SegmentScan {
 }
 
 /// Validates the batch at the start of `data`: header, segment, and every record.
-pub fn validate_batch(
-    data: &[u8],
-    segment_seq: u64,
-) -> std::result::Result<BatchHeader, StopReason> {
+pub fn validate_batch(data: &[u8], segment_seq: u64) -> std::result::Result<BatchHeader, StopReason> {
     let header = match BatchHeader::parse(data) {
         Ok(h) => h,
         Err(DecodeError::Zeroes) => return Err(StopReason::Zeroes),
         Err(e) => return Err(StopReason::Damaged(format!("batch header: {e:?}"))),
     };
     if header.segment_seq != segment_seq {
-        return Err(StopReason::Stale(format!(
-            "batch of segment {}",
-            header.segment_seq
-        )));
+        return Err(StopReason::Stale(format!("batch of segment {}", header.segment_seq)));
     }
     let end = BATCH_HEADER + header.records_len as usize;
     if data.len() < end {
-        return Err(StopReason::Damaged(
-            "batch extends past the end of the file".into(),
-        ));
+        return Err(StopReason::Damaged("batch extends past the end of the file".into()));
     }
     let mut pos = BATCH_HEADER;
     for i in 0..header.records {
-        let (kind, body, n) = parse_record(&data[pos..end])
-            .map_err(|e| StopReason::Damaged(format!("record {i}: {e:?}")))?;
+        let (kind, body, n) =
+            parse_record(&data[pos..end]).map_err(|e| StopReason::Damaged(format!("record {i}: {e:?}")))?;
         decode_body(kind, body).map_err(|e| StopReason::Damaged(format!("record {i}: {e:?}")))?;
         pos += n;
     }
     if pos != end {
-        return Err(StopReason::Damaged(
-            "record lengths do not add up to the batch length".into(),
-        ));
+        return Err(StopReason::Damaged("record lengths do not add up to the batch length".into()));
     }
     Ok(header)
 }
@@ -100,20 +88,11 @@ pub fn scan_segment(data: &[u8], segment_seq: u64, mut expected: Option<u64>) ->
                 expected = Some(h.batch_seq + 1);
                 off += h.padded_len();
             }
-            Ok(h) => {
-                break StopReason::Stale(format!(
-                    "batch {} where {:?} was expected",
-                    h.batch_seq, expected
-                ))
-            }
+            Ok(h) => break StopReason::Stale(format!("batch {} where {:?} was expected", h.batch_seq, expected)),
             Err(r) => break r,
         }
     };
-    SegmentScan {
-        batches,
-        stop: off.min(data.len()),
-        reason,
-    }
+    SegmentScan { batches, stop: off.min(data.len()), reason }
 }
 
 /// Valid batches of `segment_seq` at block boundaries from `from` on: `(offset, seq)`.
@@ -130,11 +109,7 @@ pub fn later_batches(data: &[u8], from: usize, segment_seq: u64) -> Vec<(usize, 
 }
 
 /// Applies the records of one valid batch to the index.
-pub fn apply_batch(
-    index: &mut Index,
-    data: &[u8],
-    header: &BatchHeader,
-) -> std::result::Result<(), String> {
+pub fn apply_batch(index: &mut Index, data: &[u8], header: &BatchHeader) -> std::result::Result<(), String> {
     let end = BATCH_HEADER + header.records_len as usize;
     let mut pos = BATCH_HEADER;
     while pos < end {
@@ -231,11 +206,7 @@ pub async fn recover(dir: &Path, index: &mut Index) -> Result<Recovered> {
         let file = segments::open_segment(dir, seq).await?;
         let data = segments::read_all(&file, &path).await?;
         if let Some(e) = end.as_mut() {
-            e.later.extend(
-                later_batches(&data, 0, seq)
-                    .into_iter()
-                    .map(|(o, s)| (path.clone(), o, s)),
-            );
+            e.later.extend(later_batches(&data, 0, seq).into_iter().map(|(o, s)| (path.clone(), o, s)));
             after_end.push(seq);
             let _ = file.close().await;
             continue;
@@ -253,8 +224,8 @@ pub async fn recover(dir: &Path, index: &mut Index) -> Result<Recovered> {
             scan.reason = StopReason::Damaged(format!("first batch missing ({:?})", scan.reason));
         }
         if let Some(c) = candidate.take() {
-            let continues = !scan.batches.is_empty()
-                && (expected.is_some() || !matches!(c.reason, StopReason::Damaged(_)));
+            let continues =
+                !scan.batches.is_empty() && (expected.is_some() || !matches!(c.reason, StopReason::Damaged(_)));
             if !continues {
                 let damaged_here = scan.batches.is_empty()
                     && matches!(scan.reason, StopReason::Damaged(_))
@@ -263,11 +234,7 @@ pub async fn recover(dir: &Path, index: &mut Index) -> Result<Recovered> {
                     // The previous segment ended cleanly; the bad bytes are this segment's
                     // first batch: the log ends here, at offset 0.
                     let mut later = c.later;
-                    later.extend(
-                        later_batches(&data, 1, seq)
-                            .into_iter()
-                            .map(|(o, s)| (path.clone(), o, s)),
-                    );
+                    later.extend(later_batches(&data, 1, seq).into_iter().map(|(o, s)| (path.clone(), o, s)));
                     end = Some(End {
                         seg: seq,
                         path: path.clone(),
@@ -288,11 +255,7 @@ pub async fn recover(dir: &Path, index: &mut Index) -> Result<Recovered> {
                     continue;
                 }
                 let mut e = c;
-                e.later.extend(
-                    later_batches(&data, 0, seq)
-                        .into_iter()
-                        .map(|(o, s)| (path.clone(), o, s)),
-                );
+                e.later.extend(later_batches(&data, 0, seq).into_iter().map(|(o, s)| (path.clone(), o, s)));
                 end = Some(e);
                 after_end.push(seq);
                 let _ = file.close().await;
@@ -302,11 +265,7 @@ pub async fn recover(dir: &Path, index: &mut Index) -> Result<Recovered> {
                 return Err(LogError::Corruption {
                     file: c.path.clone(),
                     offset: c.offset as u64,
-                    reason: format!(
-                        "{:?}, but batch {s} follows in {} at offset {off}",
-                        c.reason,
-                        file.display()
-                    ),
+                    reason: format!("{:?}, but batch {s} follows in {} at offset {off}", c.reason, file.display()),
                 });
             }
         }
@@ -330,10 +289,7 @@ pub async fn recover(dir: &Path, index: &mut Index) -> Result<Recovered> {
             expected = Some(h.batch_seq + 1);
         }
         report.segments += 1;
-        let later = later_batches(&data, scan.stop + 1, seq)
-            .into_iter()
-            .map(|(o, s)| (path.clone(), o, s))
-            .collect();
+        let later = later_batches(&data, scan.stop + 1, seq).into_iter().map(|(o, s)| (path.clone(), o, s)).collect();
         candidate = Some(End {
             seg: seq,
             path: path.clone(),
@@ -362,10 +318,7 @@ pub async fn recover(dir: &Path, index: &mut Index) -> Result<Recovered> {
 
 /// Fails if acknowledged batches follow the end point.
 fn check_end(e: &End) -> Result<()> {
-    let too_new = e
-        .later
-        .iter()
-        .find(|(_, _, s)| e.last_good.is_some_and(|g| *s >= g + 3));
+    let too_new = e.later.iter().find(|(_, _, s)| e.last_good.is_some_and(|g| *s >= g + 3));
     if e.later.len() >= 2 || too_new.is_some() {
         let (file, off, seq) = too_new.unwrap_or(&e.later[1]);
         return Err(LogError::Corruption {
@@ -390,11 +343,7 @@ async fn finish_tail(
     report: &mut RecoveryReport,
 ) -> Result<()> {
     if let Some(seg) = segs.by_seq.get_mut(&e.seg) {
-        let len = seg
-            .file
-            .file_size()
-            .await
-            .map_err(|err| LogError::io("stat", &e.path, err))?;
+        let len = seg.file.file_size().await.map_err(|err| LogError::io("stat", &e.path, err))?;
         if (e.offset as u64) < len {
             if let StopReason::Damaged(why) = &e.reason {
                 tracing::warn!(
@@ -405,14 +354,8 @@ async fn finish_tail(
                 );
                 report.truncated = Some((e.path.clone(), e.offset as u64, len - e.offset as u64));
             }
-            seg.file
-                .truncate(e.offset as u64)
-                .await
-                .map_err(|err| LogError::io("truncate", &e.path, err))?;
-            seg.file
-                .fdatasync()
-                .await
-                .map_err(|err| LogError::io("fdatasync", &e.path, err))?;
+            seg.file.truncate(e.offset as u64).await.map_err(|err| LogError::io("truncate", &e.path, err))?;
+            seg.file.fdatasync().await.map_err(|err| LogError::io("fdatasync", &e.path, err))?;
             seg.capacity = e.offset as u64;
         }
     }

@@ -103,19 +103,11 @@ pub async fn open_ident(dir: &Path) -> Result<()> {
         block[..IDENT_MAGIC.len()].copy_from_slice(IDENT_MAGIC);
         write_small_file(dir, "IDENT", &block)?;
     }
-    let file = DmaFile::open(&path)
-        .await
-        .map_err(|e| LogError::io("open", &path, e))?;
-    let data = file
-        .read_at(0, BLOCK)
-        .await
-        .map_err(|e| LogError::io("read", &path, e))?;
+    let file = DmaFile::open(&path).await.map_err(|e| LogError::io("open", &path, e))?;
+    let data = file.read_at(0, BLOCK).await.map_err(|e| LogError::io("read", &path, e))?;
     let _ = file.close().await;
     if data.len() < IDENT_MAGIC.len() || &data[..IDENT_MAGIC.len()] != IDENT_MAGIC {
-        return Err(LogError::NotALog {
-            path,
-            reason: "identity file has the wrong magic".into(),
-        });
+        return Err(LogError::NotALog { path, reason: "identity file has the wrong magic".into() });
     }
     Ok(())
 }
@@ -129,11 +121,7 @@ pub fn read_purged(dir: &Path) -> Result<u64> {
         Err(e) => return Err(LogError::io("read", &path, e)),
     };
     let n = PURGED_MAGIC.len();
-    let bad = |reason: &str| LogError::Corruption {
-        file: path.clone(),
-        offset: 0,
-        reason: reason.into(),
-    };
+    let bad = |reason: &str| LogError::Corruption { file: path.clone(), offset: 0, reason: reason.into() };
     if data.len() < n + 12 || &data[..n] != PURGED_MAGIC {
         return Err(bad("bad purge watermark file"));
     }
@@ -161,8 +149,7 @@ fn write_small_file(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let path = dir.join(name);
     let mut f = std::fs::File::create(&tmp).map_err(|e| LogError::io("create", &tmp, e))?;
-    f.write_all(data)
-        .map_err(|e| LogError::io("write", &tmp, e))?;
+    f.write_all(data).map_err(|e| LogError::io("write", &tmp, e))?;
     f.sync_all().map_err(|e| LogError::io("fsync", &tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| LogError::io("rename", &path, e))?;
     sync_dir(dir)
@@ -170,19 +157,13 @@ fn write_small_file(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
 
 /// fsyncs a directory so that file creations, renames and deletions in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| LogError::io("fsync dir", dir, e))
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| LogError::io("fsync dir", dir, e))
 }
 
 /// [`sync_dir`] through the reactor, for use on a running shard.
 pub async fn sync_dir_async(dir: &Path) -> Result<()> {
-    let d = glommio::io::Directory::open(dir)
-        .await
-        .map_err(|e| LogError::io("open dir", dir, e))?;
-    d.sync()
-        .await
-        .map_err(|e| LogError::io("fsync dir", dir, e))?;
+    let d = glommio::io::Directory::open(dir).await.map_err(|e| LogError::io("open dir", dir, e))?;
+    d.sync().await.map_err(|e| LogError::io("fsync dir", dir, e))?;
     let _ = d.close().await;
     Ok(())
 }
@@ -190,24 +171,14 @@ pub async fn sync_dir_async(dir: &Path) -> Result<()> {
 /// Opens an existing segment for reads and writes.
 pub async fn open_segment(dir: &Path, seq: u64) -> Result<DmaFile> {
     let path = dir.join(segment_name(seq));
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .dma_open(&path)
-        .await
-        .map_err(|e| LogError::io("open", &path, e))
+    OpenOptions::new().read(true).write(true).dma_open(&path).await.map_err(|e| LogError::io("open", &path, e))
 }
 
 /// Prepares segment `seq` of `capacity` bytes, ready to be written: reuses a recycled file
 /// when there is one (its blocks are allocated and written), otherwise creates the file and
 /// zero-fills it (so that overwrites need no extent conversion at fdatasync), then syncs the
 /// directory.
-pub async fn prepare_segment(
-    dir: &Path,
-    seq: u64,
-    capacity: u64,
-    recycled: Option<PathBuf>,
-) -> Result<Segment> {
+pub async fn prepare_segment(dir: &Path, seq: u64, capacity: u64, recycled: Option<PathBuf>) -> Result<Segment> {
     let path = dir.join(segment_name(seq));
     let file = match recycled {
         Some(old) => {
@@ -217,13 +188,8 @@ pub async fn prepare_segment(
                 .dma_open(&old)
                 .await
                 .map_err(|e| LogError::io("open", &old, e))?;
-            f.rename(&path)
-                .await
-                .map_err(|e| LogError::io("rename", &old, e))?;
-            let size = f
-                .file_size()
-                .await
-                .map_err(|e| LogError::io("stat", &path, e))?;
+            f.rename(&path).await.map_err(|e| LogError::io("rename", &old, e))?;
+            let size = f.file_size().await.map_err(|e| LogError::io("stat", &path, e))?;
             if size < capacity {
                 zero_fill(&f, &path, size / BLOCK as u64 * BLOCK as u64, capacity).await?;
             }
@@ -242,15 +208,7 @@ pub async fn prepare_segment(
         }
     };
     sync_dir_async(dir).await?;
-    Ok(Segment {
-        seq,
-        path,
-        file: Rc::new(file),
-        capacity,
-        written: 0,
-        first_batch: None,
-        offsets: Vec::new(),
-    })
+    Ok(Segment { seq, path, file: Rc::new(file), capacity, written: 0, first_batch: None, offsets: Vec::new() })
 }
 
 async fn zero_fill(f: &DmaFile, path: &Path, from: u64, to: u64) -> Result<()> {
@@ -260,32 +218,22 @@ async fn zero_fill(f: &DmaFile, path: &Path, from: u64, to: u64) -> Result<()> {
         let n = CHUNK.min(to - pos) as usize;
         let mut buf = f.alloc_dma_buffer(n);
         buf.as_bytes_mut().fill(0);
-        f.write_at(buf, pos)
-            .await
-            .map_err(|e| LogError::io("preallocate", path, e))?;
+        f.write_at(buf, pos).await.map_err(|e| LogError::io("preallocate", path, e))?;
         pos += n as u64;
         glommio::yield_if_needed().await;
     }
-    f.fdatasync()
-        .await
-        .map_err(|e| LogError::io("fdatasync", path, e))
+    f.fdatasync().await.map_err(|e| LogError::io("fdatasync", path, e))
 }
 
 /// Reads a whole file into memory in chunks through the reactor.
 pub async fn read_all(file: &DmaFile, path: &Path) -> Result<Vec<u8>> {
     const CHUNK: u64 = 4 << 20;
-    let size = file
-        .file_size()
-        .await
-        .map_err(|e| LogError::io("stat", path, e))?;
+    let size = file.file_size().await.map_err(|e| LogError::io("stat", path, e))?;
     let mut out = Vec::with_capacity(size as usize);
     let mut pos = 0u64;
     while pos < size {
         let n = CHUNK.min(size - pos) as usize;
-        let chunk = file
-            .read_at(pos, n)
-            .await
-            .map_err(|e| LogError::io("read", path, e))?;
+        let chunk = file.read_at(pos, n).await.map_err(|e| LogError::io("read", path, e))?;
         if chunk.is_empty() {
             break;
         }

@@ -77,13 +77,7 @@ impl PoolConfig {
         if let Some(cpus) = &self.blocking_cpus {
             return cpus.clone();
         }
-        let mut others: Vec<usize> = self
-            .placement
-            .cpus
-            .iter()
-            .copied()
-            .filter(|&c| c != shard_cpu)
-            .collect();
+        let mut others: Vec<usize> = self.placement.cpus.iter().copied().filter(|&c| c != shard_cpu).collect();
         others.sort_unstable();
         others.dedup();
         if others.is_empty() {
@@ -146,11 +140,7 @@ impl<M: Send + 'static, T: Send + 'static> ShardPool<M, T> {
             if !online.iter().any(|l| l.cpu == cpu) {
                 let mut all: Vec<usize> = online.iter().map(|l| l.cpu).collect();
                 all.sort_unstable();
-                return Err(PlacementError::NoSuchCpu {
-                    cpu,
-                    online: format_cpus(&all),
-                }
-                .into());
+                return Err(PlacementError::NoSuchCpu { cpu, online: format_cpus(&all) }.into());
             }
         }
         let (senders, inboxes) = mailboxes::<M>(n, config.mailbox);
@@ -165,11 +155,7 @@ impl<M: Send + 'static, T: Send + 'static> ShardPool<M, T> {
             let cpu = config.placement.cpus[id];
             let blocking = config.blocking_cpus_for(cpu);
             let blocking_set = CpuSet::online()
-                .map_err(|e| RuntimeError::Start {
-                    shard: id,
-                    cpu,
-                    reason: e.to_string(),
-                })?
+                .map_err(|e| RuntimeError::Start { shard: id, cpu, reason: e.to_string() })?
                 .filter(|l| blocking.contains(&l.cpu));
             if blocking_set.is_empty() {
                 pool.shutdown.fire();
@@ -192,20 +178,9 @@ impl<M: Send + 'static, T: Send + 'static> ShardPool<M, T> {
             let spawned = builder.spawn(move || async move {
                 let queues = TaskQueues::create();
                 // Both fail only outside an executor or with a foreign queue: not possible here.
-                let outbox =
-                    Outbox::new(senders, mailbox, queues.latency).expect("outbox on own executor");
-                let ticks = TickService::start(tick_interval, queues.latency)
-                    .expect("ticks on own executor");
-                let shard = Shard {
-                    id,
-                    cpu,
-                    shards: n,
-                    outbox,
-                    inbox,
-                    ticks: ticks.clone(),
-                    queues,
-                    shutdown: signal,
-                };
+                let outbox = Outbox::new(senders, mailbox, queues.latency).expect("outbox on own executor");
+                let ticks = TickService::start(tick_interval, queues.latency).expect("ticks on own executor");
+                let shard = Shard { id, cpu, shards: n, outbox, inbox, ticks: ticks.clone(), queues, shutdown: signal };
                 let out = main(shard).await;
                 ticks.stop();
                 out
@@ -214,11 +189,7 @@ impl<M: Send + 'static, T: Send + 'static> ShardPool<M, T> {
                 Ok(h) => pool.handles.push((id, h)),
                 Err(e) => {
                     pool.shutdown.fire();
-                    return Err(RuntimeError::Start {
-                        shard: id,
-                        cpu,
-                        reason: e.to_string(),
-                    });
+                    return Err(RuntimeError::Start { shard: id, cpu, reason: e.to_string() });
                 }
             }
         }
@@ -250,12 +221,7 @@ impl<M: Send + 'static, T: Send + 'static> ShardPool<M, T> {
         drop(self.inboxes);
         self.handles
             .into_iter()
-            .map(|(shard, h)| {
-                h.join().map_err(|e| RuntimeError::Shard {
-                    shard,
-                    reason: e.to_string(),
-                })
-            })
+            .map(|(shard, h)| h.join().map_err(|e| RuntimeError::Shard { shard, reason: e.to_string() }))
             .collect()
     }
 }

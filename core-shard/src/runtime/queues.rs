@@ -30,45 +30,24 @@ impl TaskQueues {
     pub fn create() -> Self {
         let ex = glommio::executor();
         TaskQueues {
-            latency: ex.create_task_queue(
-                Shares::Static(1000),
-                Latency::Matters(Duration::from_millis(1)),
-                "latency",
-            ),
-            apply: ex.create_task_queue(
-                Shares::Static(500),
-                Latency::Matters(Duration::from_millis(5)),
-                "apply",
-            ),
-            background: ex.create_task_queue(
-                Shares::Static(100),
-                Latency::NotImportant,
-                "background",
-            ),
+            latency: ex.create_task_queue(Shares::Static(1000), Latency::Matters(Duration::from_millis(1)), "latency"),
+            apply: ex.create_task_queue(Shares::Static(500), Latency::Matters(Duration::from_millis(5)), "apply"),
+            background: ex.create_task_queue(Shares::Static(100), Latency::NotImportant, "background"),
         }
     }
 
     /// Spawns on the latency queue.
-    pub fn spawn_latency<T: 'static>(
-        &self,
-        fut: impl Future<Output = T> + 'static,
-    ) -> SpawnResult<T> {
+    pub fn spawn_latency<T: 'static>(&self, fut: impl Future<Output = T> + 'static) -> SpawnResult<T> {
         glommio::spawn_local_into(fut, self.latency)
     }
 
     /// Spawns on the apply queue.
-    pub fn spawn_apply<T: 'static>(
-        &self,
-        fut: impl Future<Output = T> + 'static,
-    ) -> SpawnResult<T> {
+    pub fn spawn_apply<T: 'static>(&self, fut: impl Future<Output = T> + 'static) -> SpawnResult<T> {
         glommio::spawn_local_into(fut, self.apply)
     }
 
     /// Spawns on the background queue.
-    pub fn spawn_background<T: 'static>(
-        &self,
-        fut: impl Future<Output = T> + 'static,
-    ) -> SpawnResult<T> {
+    pub fn spawn_background<T: 'static>(&self, fut: impl Future<Output = T> + 'static) -> SpawnResult<T> {
         glommio::spawn_local_into(fut, self.background)
     }
 }

@@ -27,10 +27,7 @@ pub fn shutdown_pair() -> (ShutdownHandle, ShutdownSignal) {
     let (tx, rx) = flume::bounded(1);
     let fired = Arc::new(AtomicBool::new(false));
     (
-        ShutdownHandle {
-            fired: fired.clone(),
-            tx: Arc::new(std::sync::Mutex::new(Some(tx))),
-        },
+        ShutdownHandle { fired: fired.clone(), tx: Arc::new(std::sync::Mutex::new(Some(tx))) },
         ShutdownSignal { fired, rx },
     )
 }

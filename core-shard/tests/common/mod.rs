@@ -6,32 +6,18 @@ use std::future::Future;
 use core_shard::log::{LogConfig, LogEngine, LogQueues, RecoveryReport};
 
 /// Runs `f` on a fresh glommio executor and returns its output.
-pub fn run<T: Send + 'static, F: Future<Output = T> + 'static>(
-    f: impl FnOnce() -> F + Send + 'static,
-) -> T {
-    glommio::LocalExecutorBuilder::default()
-        .io_memory(1 << 20)
-        .spawn(f)
-        .expect("executor")
-        .join()
-        .expect("join")
+pub fn run<T: Send + 'static, F: Future<Output = T> + 'static>(f: impl FnOnce() -> F + Send + 'static) -> T {
+    glommio::LocalExecutorBuilder::default().io_memory(1 << 20).spawn(f).expect("executor").join().expect("join")
 }
 
 /// A small-segment configuration so that tests rotate and purge often.
 pub fn small_config() -> LogConfig {
-    LogConfig {
-        segment_size: 64 << 10,
-        cache_bytes: 16 << 10,
-        max_batch_bytes: 16 << 10,
-        recycle_segments: 2,
-    }
+    LogConfig { segment_size: 64 << 10, cache_bytes: 16 << 10, max_batch_bytes: 16 << 10, recycle_segments: 2 }
 }
 
 /// Opens the engine on the current queue.
 pub async fn open(dir: &std::path::Path, config: &LogConfig) -> (LogEngine, RecoveryReport) {
-    LogEngine::open(dir, config.clone(), LogQueues::current())
-        .await
-        .expect("open log")
+    LogEngine::open(dir, config.clone(), LogQueues::current()).await.expect("open log")
 }
 
 /// Deterministic payload for a (region, index, version) triple.

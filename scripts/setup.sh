@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what building Percore needs on a fresh Debian/Ubuntu machine, only when missing:
+#   libclang-dev       — bindgen for RocksDB's C API (librocksdb-sys)
+#   protobuf-compiler  — protoc for raft-rs's prost codec and our .proto files
+# Idempotent and quiet when everything is there.
+set -euo pipefail
+
+missing=()
+have_libclang() {
+    ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1
+}
+have_libclang || missing+=(libclang-dev)
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+command -v make >/dev/null 2>&1 || missing+=(make)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}" >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || {
+        $SUDO apt-get update -q >/dev/null
+        $SUDO apt-get install -y -q "${missing[@]}" >/dev/null
+    }
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: cargo not found; install Rust (https://rustup.rs) first" >&2
+    exit 1
+fi
