@@ -196,8 +196,15 @@ fn print_table(out: &serde_json::Value) {
     let row = |name: String, cpu: String, v: &serde_json::Value| {
         println!(
             "{:<7} {:>5} {:>12} {:>8} {:>10} {:>13} {:>9} {:>9} {:>10}",
-            name, cpu, v["appends_per_sec"], v["mb_per_sec"], v["fsyncs_per_sec"], v["entries_per_fsync"], v["p50_us"],
-            v["p99_us"], v["p999_us"]
+            name,
+            cpu,
+            v["appends_per_sec"],
+            v["mb_per_sec"],
+            v["fsyncs_per_sec"],
+            v["entries_per_fsync"],
+            v["p50_us"],
+            v["p99_us"],
+            v["p999_us"]
         );
     };
     if let Some(shards) = out["per_shard"].as_array() {
@@ -238,23 +245,28 @@ fn baseline(dir: &Path, dur: Duration, hist: &mut Histogram<u64>) -> anyhow::Res
     Ok((n, took))
 }
 
-fn run_shards(args: &LogArgs, placement: core_shard::placement::ShardPlacement, root: &Path) -> anyhow::Result<Vec<ShardResult>> {
+fn run_shards(
+    args: &LogArgs,
+    placement: core_shard::placement::ShardPlacement,
+    root: &Path,
+) -> anyhow::Result<Vec<ShardResult>> {
     let config = LogConfig { segment_size: args.segment_mib << 20, ..LogConfig::default() };
     config.validate().map_err(anyhow::Error::msg)?;
     let args = args.clone();
     let root = root.to_path_buf();
-    let pool = ShardPool::<(), Result<ShardResult, String>>::start(PoolConfig::new("bench", placement), move |shard| {
-        let args = args.clone();
-        let config = config.clone();
-        let dir = root.join(format!("shard-{}", shard.id)).join("raftlog");
-        async move {
-            let (log, _) = LogEngine::open(&dir, config, shard.queues.into()).await.map_err(|e| e.to_string())?;
-            let result = drive_shard(&log, &args, shard.queues.latency).await;
-            log.close().await.map_err(|e| e.to_string())?;
-            let (appends, stats, hist) = result?;
-            Ok(ShardResult { shard: shard.id, cpu: shard.cpu, appends, stats, hist })
-        }
-    })?;
+    let pool =
+        ShardPool::<(), Result<ShardResult, String>>::start(PoolConfig::new("bench", placement), move |shard| {
+            let args = args.clone();
+            let config = config.clone();
+            let dir = root.join(format!("shard-{}", shard.id)).join("raftlog");
+            async move {
+                let (log, _) = LogEngine::open(&dir, config, shard.queues.into()).await.map_err(|e| e.to_string())?;
+                let result = drive_shard(&log, &args, shard.queues.latency).await;
+                log.close().await.map_err(|e| e.to_string())?;
+                let (appends, stats, hist) = result?;
+                Ok(ShardResult { shard: shard.id, cpu: shard.cpu, appends, stats, hist })
+            }
+        })?;
     let mut out = Vec::new();
     for r in pool.join() {
         out.push(r?.map_err(anyhow::Error::msg)?);
