@@ -5,7 +5,7 @@
 //! * [`mailbox`]: bounded cross-shard mailboxes, batched per loop turn.
 //! * [`tick`]: one timer per shard driving every region's raft clock.
 //! * [`log`]: the per-shard raft log engine with group commit.
-//! * [`notify`]: the single-threaded wake-up primitive the others use.
+//! * [`notify`], [`oneshot`]: single-threaded wake-up and reply primitives.
 //!
 //! Everything shard-local is `Rc`/`RefCell`; only mailboxes and the shutdown signal cross
 //! threads. See DESIGN.md, "Thread-per-core rules" and "Storage".
@@ -15,6 +15,7 @@
 pub mod log;
 pub mod mailbox;
 pub mod notify;
+pub mod oneshot;
 pub mod placement;
 pub mod runtime;
 pub mod tick;

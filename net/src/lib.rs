@@ -1,9 +1,25 @@
 //! # net — Percore's wire protocol, connections and client library
 //!
-//! This crate will hold (DESIGN.md, "Wire protocol" and "Client and routing"): the `.proto`
-//! files under `net/proto/` compiled by prost, the sans-IO length-prefixed frame codec, glommio
-//! connections with many requests in flight, the server accept loop run on every shard, the
-//! raft transport (message batches per destination store), and the client library with its
-//! region cache, leader/shard routing, typed region errors and bounded backoff.
+//! * [`proto`]: the prost types compiled from `net/proto/*.proto` (raft-rs's `eraftpb` reused).
+//! * [`frame`]: the sans-IO frame codec (`u32` length + `Envelope`), with a maximum size.
+//! * [`conn`]: a TCP stream split into reader and writer tasks; frames of one loop turn
+//!   leave in one write.
+//! * [`server`]: the accept loop run on every shard and the `Service` trait.
+//! * [`client`]: client connections with many calls in flight, and a per-shard pool.
 //!
-//! Nothing is implemented yet: the issue "Wire protocol and PD core" builds it.
+//! The routing client (region cache, leader and shard routing, backoff) comes with the
+//! replicated store.
+
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod conn;
+pub mod error;
+pub mod frame;
+pub mod proto;
+pub mod server;
+
+pub use client::{Client, ClientPool};
+pub use conn::ConnConfig;
+pub use error::NetError;
+pub use proto::rpcpb::Method;

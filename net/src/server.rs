@@ -1,0 +1,133 @@
+//! The server side: an accept loop (usable on every shard) and per-connection tasks.
+//!
+//! Each request runs in its own task, so a slow request never holds up the connection and
+//! responses leave in completion order. A bad frame closes that connection with a logged
+//! reason; the accept loop and the other connections go on.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use glommio::net::TcpListener;
+use prost::Message;
+
+use crate::conn::{read_frames, split, ConnConfig, Outgoing};
+use crate::proto::rpcpb::{Envelope, Method, Status, StatusCode};
+
+/// A boxed, shard-local future.
+pub type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// The result of a handler: an encoded response, or a status explaining its absence.
+pub type HandlerResult = Result<Bytes, Status>;
+
+/// A service: handles one decoded request.
+pub trait Service: 'static {
+    /// Handles `payload` of `method`.
+    fn call(&self, method: Method, payload: Bytes) -> LocalBoxFuture<HandlerResult>;
+}
+
+/// Decodes `payload` as `Req`, runs `f`, encodes its `Resp`: the body of most handlers.
+pub async fn typed<Req, Resp, F, Fut>(payload: Bytes, f: F) -> HandlerResult
+where
+    Req: Message + Default,
+    Resp: Message,
+    F: FnOnce(Req) -> Fut,
+    Fut: Future<Output = Resp>,
+{
+    let req = Req::decode(payload).map_err(|e| status(StatusCode::BadRequest, format!("bad request: {e}")))?;
+    Ok(f(req).await.encode_to_vec().into())
+}
+
+/// A status with a message.
+pub fn status(code: StatusCode, message: impl Into<String>) -> Status {
+    Status { code: code as i32, message: message.into() }
+}
+
+/// Counters of a server, for tests and metrics.
+#[derive(Default, Debug)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub accepted: Cell<u64>,
+    /// Connections closed because of a bad frame.
+    pub bad_frames: Cell<u64>,
+    /// Requests handled.
+    pub requests: Cell<u64>,
+}
+
+/// Accepts connections until `listener` fails, serving each with `service`.
+pub async fn serve(listener: TcpListener, service: Rc<dyn Service>, config: ConnConfig, stats: Rc<ServerStats>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        stats.accepted.set(stats.accepted.get() + 1);
+        let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+        let (reader, writer) = match split(stream) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot set up connection");
+                continue;
+            }
+        };
+        let service = service.clone();
+        let config = config.clone();
+        let stats = stats.clone();
+        glommio::spawn_local(serve_connection(reader, writer, peer, service, config, stats)).detach();
+    }
+}
+
+async fn serve_connection(
+    reader: glommio::net::TcpStream,
+    writer: glommio::net::TcpStream,
+    peer: String,
+    service: Rc<dyn Service>,
+    config: ConnConfig,
+    stats: Rc<ServerStats>,
+) {
+    let out = Outgoing::new(&config);
+    let writer_task = glommio::spawn_local(out.clone().run_writer(writer));
+    let reason = read_frames(reader, config.max_frame, &out, |env| {
+        stats.requests.set(stats.requests.get() + 1);
+        let service = service.clone();
+        let out = out.clone();
+        glommio::spawn_local(async move {
+            let resp = handle(&*service, env).await;
+            // A closed connection drops the response: the client sees the close.
+            let _ = out.send(&resp).await;
+        })
+        .detach();
+    })
+    .await;
+    if reason.starts_with("bad frame") {
+        stats.bad_frames.set(stats.bad_frames.get() + 1);
+        tracing::warn!(%peer, %reason, "closing connection");
+    } else {
+        tracing::debug!(%peer, %reason, "connection closed");
+    }
+    out.close(reason);
+    writer_task.await;
+}
+
+async fn handle(service: &dyn Service, env: Envelope) -> Envelope {
+    let mut resp = Envelope { request_id: env.request_id, method: env.method, is_response: true, ..Default::default() };
+    let result = match Method::from_i32(env.method) {
+        Some(m) if !env.is_response => service.call(m, env.payload).await,
+        Some(_) => Err(status(StatusCode::BadRequest, "a response sent to a server")),
+        None => Err(status(StatusCode::Unimplemented, format!("unknown method {}", env.method))),
+    };
+    match result {
+        Ok(payload) => {
+            resp.payload = payload;
+            resp.status = Some(status(StatusCode::Ok, ""));
+        }
+        Err(s) => resp.status = Some(s),
+    }
+    resp
+}
