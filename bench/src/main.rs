@@ -3,12 +3,14 @@
 //! Subcommands:
 //! * `log` — the per-shard raft log engine: durable appends per second against a plain
 //!   append + fdatasync baseline measured in the same run on the same directory.
+//! * `tso` — PD's timestamp oracle through the batching PD client.
 
 use clap::{Parser, Subcommand};
 
 mod args;
 mod latency;
 mod log_bench;
+mod tso_bench;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -25,12 +27,15 @@ struct Cli {
 enum Command {
     /// Raft log engine: group-commit throughput and append→durable latency.
     Log(log_bench::LogArgs),
+    /// PD's timestamp oracle: timestamps/s with batching, and request latency.
+    Tso(tso_bench::TsoArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Log(args) => log_bench::run(args),
+        Command::Tso(args) => tso_bench::run(args),
     };
     if let Err(e) = result {
         eprintln!("percore-bench: {e:#}");

@@ -86,7 +86,7 @@ mod tests {
             method: Method::PdTso as i32,
             payload: payload.into(),
             status: Some(Status { code: StatusCode::Ok as i32, message: String::new() }),
-            is_response: id % 2 == 0,
+            is_response: id.is_multiple_of(2),
         }
     }
 
@@ -124,12 +124,7 @@ mod tests {
         #[test]
         fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048), max in 0usize..4096) {
             let mut buf = BytesMut::from(&data[..]);
-            loop {
-                match parse(&mut buf, max) {
-                    Ok(_) => continue,
-                    Err(_) => break,
-                }
-            }
+            while parse(&mut buf, max).is_ok() {}
         }
 
         /// A valid frame followed by garbage yields the frame, then an error or incomplete.

@@ -4,10 +4,12 @@
 //! responses leave in completion order. A bad frame closes that connection with a logged
 //! reason; the accept loop and the other connections go on.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
+
+use core_shard::notify::Notify;
 
 use bytes::Bytes;
 use glommio::net::TcpListener;
@@ -56,42 +58,77 @@ pub struct ServerStats {
     pub requests: Cell<u64>,
 }
 
-/// Accepts connections until `listener` fails, serving each with `service`.
+/// Accepts connections and serves each with `service`, forever.
 pub async fn serve(listener: TcpListener, service: Rc<dyn Service>, config: ConnConfig, stats: Rc<ServerStats>) {
+    serve_until(listener, service, config, stats, std::future::pending()).await
+}
+
+/// Like [`serve`] until `stop` completes; then closes every connection and returns once
+/// they are all gone (so nothing keeps the service alive).
+pub async fn serve_until(
+    listener: TcpListener,
+    service: Rc<dyn Service>,
+    config: ConnConfig,
+    stats: Rc<ServerStats>,
+    stop: impl Future<Output = ()>,
+) {
+    let live: Rc<RefCell<Vec<Weak<Outgoing>>>> = Rc::default();
+    let gone = Notify::new();
+    let accept = async {
+        loop {
+            let stream = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            stats.accepted.set(stats.accepted.get() + 1);
+            let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+            let (reader, writer) = match split(stream) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "cannot set up connection");
+                    continue;
+                }
+            };
+            let out = Outgoing::new(&config);
+            live.borrow_mut().retain(|w| w.strong_count() > 0);
+            live.borrow_mut().push(Rc::downgrade(&out));
+            let (service, config, stats, gone) = (service.clone(), config.clone(), stats.clone(), gone.clone());
+            glommio::spawn_local(async move {
+                serve_connection(reader, writer, out, peer, service, config, stats).await;
+                gone.notify_all();
+            })
+            .detach();
+        }
+    };
+    futures_lite::future::or(accept, stop).await;
+    drop(listener);
     loop {
-        let stream = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        stats.accepted.set(stats.accepted.get() + 1);
-        let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
-        let (reader, writer) = match split(stream) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "cannot set up connection");
-                continue;
-            }
-        };
-        let service = service.clone();
-        let config = config.clone();
-        let stats = stats.clone();
-        glommio::spawn_local(serve_connection(reader, writer, peer, service, config, stats)).detach();
+        let notified = gone.notified();
+        let open: Vec<Rc<Outgoing>> = live.borrow().iter().filter_map(|w| w.upgrade()).collect();
+        if open.is_empty() {
+            break;
+        }
+        for out in &open {
+            out.close("server shutting down");
+        }
+        drop(open);
+        notified.await;
     }
 }
 
 async fn serve_connection(
     reader: glommio::net::TcpStream,
     writer: glommio::net::TcpStream,
+    out: Rc<Outgoing>,
     peer: String,
     service: Rc<dyn Service>,
     config: ConnConfig,
     stats: Rc<ServerStats>,
 ) {
-    let out = Outgoing::new(&config);
     let writer_task = glommio::spawn_local(out.clone().run_writer(writer));
     let reason = read_frames(reader, config.max_frame, &out, |env| {
         stats.requests.set(stats.requests.get() + 1);

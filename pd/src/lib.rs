@@ -1,8 +1,26 @@
 //! # pd — the placement driver
 //!
-//! This crate will hold (DESIGN.md, "PD"): cluster bootstrap, store and region metadata, the
-//! persisted ID allocator, the batched TSO (`physical_ms << 18 | logical`), heartbeats, the
-//! schedulers and operators, the `percore-pd` server binary and the PD client.
+//! PD is the cluster's memory and clock (DESIGN.md, "PD"):
+//! * [`server`]: cluster bootstrap, stores, regions ([`region_tree`]), heartbeats, split
+//!   ids, served as a `net` service on one shard;
+//! * [`tso`]: the timestamp oracle (`physical_ms << 18 | logical`), persisted 3 s ahead;
+//! * [`id_alloc`]: ids persisted in steps of 1000;
+//! * [`storage`]: PD's RocksDB;
+//! * [`client`]: the PD client with reconnect/backoff and batched TSO.
 //!
-//! Nothing is implemented yet: the issues "Wire protocol and PD core" and "PD scheduling"
-//! build it.
+//! Binaries: `percore-pd` (the server) and `percore-ctl` (the operator CLI).
+//! Scheduling (operators, balance, replica repair) comes in a later issue.
+
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod error;
+pub mod id_alloc;
+pub mod region_tree;
+pub mod server;
+pub mod storage;
+pub mod tso;
+
+pub use client::{PdClient, PdClientConfig, RegionRoute};
+pub use error::{PdError, Result};
+pub use server::Pd;

@@ -24,6 +24,7 @@
 mod pool;
 mod queues;
 mod shutdown;
+pub mod signals;
 
 pub use pool::{PoolConfig, RuntimeError, Shard, ShardPool};
 pub use queues::TaskQueues;
