@@ -25,4 +25,12 @@ pub mod raft_serverpb {
 pub mod rpcpb {
     include!(concat!(env!("OUT_DIR"), "/rpcpb.rs"));
 }
+/// Commands replicated through raft.
+pub mod raft_cmdpb {
+    include!(concat!(env!("OUT_DIR"), "/raft_cmdpb.rs"));
+}
+/// Operator and debug requests to stores.
+pub mod adminpb {
+    include!(concat!(env!("OUT_DIR"), "/adminpb.rs"));
+}
 pub use raft::eraftpb;
