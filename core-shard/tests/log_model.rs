@@ -213,6 +213,14 @@ fn reads_come_from_disk_when_not_cached() {
             assert_eq!(e.data, common::payload(3, e.index, 0, 200));
         }
         assert!(log.stats().disk_reads > 0, "a 16 KiB cache cannot hold 80 KB of entries");
+        log.close().await.unwrap();
+        // After a reopen nothing is cached: the blocking path reads the same bytes.
+        let (log, _) = common::open(dir.path(), &config).await;
+        let got = log.entries_blocking(3, 1, 401, None).unwrap();
+        assert_eq!(got.len(), 400);
+        for e in &got {
+            assert_eq!(e.data, common::payload(3, e.index, 0, 200));
+        }
         // max_bytes limits the result but always returns one entry.
         assert_eq!(log.entries(3, 1, 401, Some(1)).await.unwrap().len(), 1);
         assert!(log.entries(3, 1, 401, Some(2000)).await.unwrap().len() < 20);

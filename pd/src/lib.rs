@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod embedded;
 pub mod error;
 pub mod id_alloc;
 pub mod region_tree;
@@ -23,4 +24,5 @@ pub mod tso;
 
 pub use client::{PdClient, PdClientConfig, RegionRoute};
 pub use error::{PdError, Result};
+pub use embedded::PdServer;
 pub use server::Pd;

@@ -1,10 +1,34 @@
 //! # raftstore — the store
 //!
-//! This crate will hold (DESIGN.md, "Regions, peers and the raft loop" and "Storage"): region
-//! peers on raft-rs pinned to shards and driven by the Ready loop with async persistence
-//! through the shard's log engine (`core_shard::log`), the RocksDB state machine, one file per
-//! admin command (split, conf change, transfer leader, compact log), snapshots, lease and
-//! ReadIndex reads, and the `percore-server` binary.
+//! Regions replicated by raft-rs, each pinned to one shard of the store, writing through the
+//! shard's raft log (`core_shard::log`) and applying into the shard's RocksDB (DESIGN.md,
+//! "Regions, peers and the raft loop", "Storage").
 //!
-//! Nothing is implemented yet: the issue "Replicated store" builds it. Its dependencies
-//! (raft-rs, RocksDB) are declared already so that the first build compiles RocksDB once.
+//! * [`server`]: start/stop a store (shard pool, start-up agreement, PD registration).
+//! * [`shard`]: a shard's raft loop, which owns its peers; [`router`]: routing inside the store.
+//! * [`peer`]: a region's peer — Ready loop, apply, reads, snapshots.
+//! * [`operation`]: one file per command (write, conf change, split, transfer leader, compact log).
+//! * [`storage`]: raft-rs `Storage` over the log engine; [`engine`]: the shard's RocksDB.
+//! * [`service`]: the network service; [`transport`]: raft messages between stores.
+//! * [`bootstrap`]: store identity and cluster bootstrap; [`config`]: the TOML configuration.
+
+#![warn(missing_docs)]
+
+pub mod bootstrap;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod keys;
+pub mod operation;
+pub mod peer;
+pub mod region_error;
+pub mod router;
+pub mod server;
+pub mod service;
+pub mod shard;
+pub mod storage;
+pub mod transport;
+
+pub use config::Config;
+pub use error::{Result, StoreError};
+pub use server::{start_store, StoreHandle};

@@ -439,6 +439,21 @@ impl LogEngine {
         self.sh.st.borrow().index.regions.get(&region).map(|r| r.last_index())
     }
 
+    /// Approximate bytes of `region`'s live entries on disk (records counted once).
+    pub fn region_bytes(&self, region: u64) -> u64 {
+        let st = self.sh.st.borrow();
+        let Some(r) = st.index.regions.get(&region) else { return 0 };
+        let mut last = (u64::MAX, u32::MAX);
+        let mut total = 0u64;
+        for m in &r.entries {
+            if (m.batch, m.rec_off) != last {
+                total += m.rec_len as u64;
+                last = (m.batch, m.rec_off);
+            }
+        }
+        total
+    }
+
     /// Number of live entries of `region` (0 if unknown).
     pub fn entry_count(&self, region: u64) -> usize {
         self.sh.st.borrow().index.regions.get(&region).map_or(0, |r| r.entries.len())
@@ -509,15 +524,83 @@ impl LogEngine {
             }
             self.sh.st.borrow_mut().stats.disk_reads += 1;
         }
-        // The log may have changed while we read: only return what is still current.
-        let st = self.sh.st.borrow();
-        let r = st.index.regions.get(&region).ok_or(LogError::Unavailable { region, index: lo })?;
+        // The log may have changed while we read: only return what is still current, and
+        // cache what was read so that raft's retry after an async fetch hits memory.
+        let mut st = self.sh.st.borrow_mut();
+        let st = &mut *st;
+        let r = st.index.regions.get_mut(&region).ok_or(LogError::Unavailable { region, index: lo })?;
+        let mut recached = Vec::new();
         for e in &out {
-            if r.get(e.index).map(|m| m.term) != Some(e.term) {
-                return Err(LogError::Unavailable { region, index: e.index });
+            let first = r.first;
+            let meta = e.index.checked_sub(first).and_then(|p| r.entries.get_mut(p as usize));
+            match meta {
+                Some(m) if m.term == e.term => {
+                    if m.data.is_none() {
+                        m.data = Some(e.data.clone());
+                        recached.push((e.index, m.batch, e.data.len()));
+                    }
+                }
+                _ => return Err(LogError::Unavailable { region, index: e.index }),
             }
         }
+        for (index, batch, len) in recached {
+            st.index.cached_insert(region, index, batch, len);
+        }
+        if st.index.cached > st.index.budget {
+            let d = st.durable;
+            st.index.evict(Some(d));
+        }
         Ok(out)
+    }
+
+    /// [`LogEngine::entries`] for callers that cannot wait (raft-rs asks for committed
+    /// entries synchronously): cache misses are read with a blocking `pread`. Rare — only
+    /// entries evicted from the cache or never cached since a restart — and documented as
+    /// the one place where the log may block its shard.
+    pub fn entries_blocking(&self, region: u64, lo: u64, hi: u64, max_bytes: Option<u64>) -> Result<Vec<Entry>> {
+        if let Some(v) = self.cached_entries(region, lo, hi, max_bytes)? {
+            return Ok(v);
+        }
+        let metas = collect_metas(&self.sh.st.borrow().index, region, lo, hi, max_bytes)?;
+        let mut out = Vec::with_capacity(metas.len());
+        let mut current: Option<(u64, u32, Vec<u8>)> = None;
+        for (index, m) in metas {
+            if let Some(data) = m.data {
+                out.push(Entry { index, term: m.term, data });
+                continue;
+            }
+            let fresh = !matches!(&current, Some((b, o, _)) if *b == m.batch && *o == m.rec_off);
+            if fresh {
+                let (path, off) = {
+                    let st = self.sh.st.borrow();
+                    let (_, p, o) = st
+                        .segs
+                        .locate(m.batch)
+                        .ok_or_else(|| LogError::Failed(format!("batch {} has no segment", m.batch)))?;
+                    (p.to_path_buf(), o)
+                };
+                let mut buf = vec![0u8; m.rec_len as usize];
+                let f = std::fs::File::open(&path).map_err(|e| LogError::io("open", &path, e))?;
+                std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, off + m.rec_off as u64)
+                    .map_err(|e| LogError::io("read", &path, e))?;
+                current = Some((m.batch, m.rec_off, buf));
+            }
+            let record = &current.as_ref().expect("set above").2;
+            out.push(self.entry_from_record(record, m.batch, index, m.term)?);
+        }
+        self.sh.st.borrow_mut().stats.disk_reads += 1;
+        Ok(out)
+    }
+
+    fn entry_from_record(&self, record: &[u8], batch: u64, index: u64, term: u64) -> Result<Entry> {
+        let (kind, body, _) = parse_record(record).map_err(|e| self.read_corruption(batch, format!("{e:?}")))?;
+        let Record::Append(a) = decode_body(kind, body).map_err(|e| self.read_corruption(batch, format!("{e:?}")))? else {
+            return Err(self.read_corruption(batch, "not an append record".into()));
+        };
+        match index.checked_sub(a.first_index).and_then(|p| a.entries.get(p as usize)) {
+            Some(&(t, data)) if t == term => Ok(Entry { index, term, data: bytes::Bytes::copy_from_slice(data) }),
+            _ => Err(self.read_corruption(batch, format!("entry {index} not in its record"))),
+        }
     }
 
     async fn read_record(&self, batch: u64, rec_off: u32, rec_len: u32) -> Result<Vec<u8>> {

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use clap::Parser;
 use core_shard::placement::{resolve_online, CpuList, PlacementPolicy};
 use core_shard::runtime::signals::{block_termination_signals, wait_for_termination};
-use core_shard::runtime::{PoolConfig, ShardPool};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -42,51 +41,14 @@ fn main() {
         Ok(p) => p,
         Err(e) => fail(&e.to_string()),
     };
-    let addr = args.addr.clone();
-    let dir = args.data_dir.clone();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<String, String>>();
-    let pool = ShardPool::<(), ()>::start(PoolConfig::new("pd", placement), move |shard| {
-        let (addr, dir, ready) = (addr.clone(), dir.clone(), ready_tx.clone());
-        async move {
-            let pd = match pd::Pd::open(&dir) {
-                Ok(pd) => pd,
-                Err(e) => return drop(ready.send(Err(e.to_string()))),
-            };
-            let listener = match glommio::net::TcpListener::bind(&addr) {
-                Ok(l) => l,
-                Err(e) => return drop(ready.send(Err(format!("cannot listen on {addr}: {e}")))),
-            };
-            let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
-            let stop = shard.shutdown.clone();
-            let server =
-                pd::server::spawn_server(pd, listener, net::ConnConfig::default(), async move { stop.wait().await });
-            let _ = ready.send(Ok(local));
-            server.await;
-        }
-    });
-    let pool = match pool {
-        Ok(p) => p,
-        Err(e) => fail(&e.to_string()),
+    let server = match pd::PdServer::start(args.data_dir.clone(), &args.addr, placement) {
+        Ok(s) => s,
+        Err(e) => fail(&e),
     };
-    match ready_rx.recv() {
-        Ok(Ok(local)) => {
-            println!("percore-pd listening on {local}");
-        }
-        Ok(Err(e)) => {
-            pool.shutdown();
-            let _ = pool.join();
-            fail(&e)
-        }
-        Err(_) => fail("PD shard exited before it was ready"),
-    }
+    println!("percore-pd listening on {}", server.addr());
     let sig = wait_for_termination();
     tracing::info!(signal = sig, "shutting down");
-    pool.shutdown();
-    for r in pool.join() {
-        if let Err(e) = r {
-            fail(&e.to_string());
-        }
-    }
+    server.stop();
 }
 
 fn fail(msg: &str) -> ! {

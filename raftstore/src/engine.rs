@@ -1,0 +1,237 @@
+//! A shard's RocksDB: the state machine and the regions' metadata.
+//!
+//! Writes of applied entries go with the WAL off (the raft log is the WAL) and
+//! `no_slowdown`: they only touch the memtable, so they run inline on the shard. When RocksDB
+//! would stall (`Incomplete`), the write is retried without `no_slowdown` — blocking, rare,
+//! and logged. Writes that must be durable on their own (a snapshot's data, a region handed
+//! over from another shard, bootstrap) use the WAL with sync, on the blocking pool. Flushes
+//! (which make WAL-less writes durable) also run on the blocking pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use prost::Message;
+use rocksdb::{Cache, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB};
+
+use crate::error::{Result, StoreError};
+use crate::keys;
+use net::proto::raft_serverpb::{RaftApplyState, RegionLocalState};
+
+/// A shard's RocksDB. Cheap to clone.
+#[derive(Clone)]
+pub struct KvEngine {
+    db: Arc<DB>,
+    path: PathBuf,
+}
+
+fn engine_err(e: rocksdb::Error) -> StoreError {
+    StoreError::Engine(e.to_string())
+}
+
+/// A region's metadata as stored.
+#[derive(Debug, Clone)]
+pub struct StoredRegion {
+    /// The region state.
+    pub state: RegionLocalState,
+    /// The apply state, if written.
+    pub apply: Option<RaftApplyState>,
+}
+
+impl KvEngine {
+    /// Opens (creating) the database at `path`, with the store's shared block cache.
+    pub fn open(path: &Path, cache: &Cache, write_buffer_mb: usize) -> Result<Self> {
+        std::fs::create_dir_all(path).map_err(|e| StoreError::Io(format!("create {}: {e}", path.display())))?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_write_buffer_size(write_buffer_mb << 20);
+        opts.set_max_background_jobs(2);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let mut table = rocksdb::BlockBasedOptions::default();
+        table.set_block_cache(cache);
+        opts.set_block_based_table_factory(&table);
+        let db = DB::open(&opts, path).map_err(|e| StoreError::Engine(format!("open {}: {e}", path.display())))?;
+        Ok(KvEngine { db: Arc::new(db), path: path.to_path_buf() })
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads a key.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.db.get(key).map_err(engine_err)
+    }
+
+    /// Reads a key from memory only (memtable and block cache); `Ok(None)` in the outer
+    /// option means "not in memory, read on the blocking pool".
+    pub fn get_cached(&self, key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
+        let mut ro = ReadOptions::default();
+        ro.set_read_tier(rocksdb::ReadTier::BlockCache);
+        match self.db.get_opt(key, &ro) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => Ok(None),
+            Err(e) => Err(engine_err(e)),
+        }
+    }
+
+    /// Reads a key on the blocking pool.
+    pub async fn get_blocking(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        let db = self.db.clone();
+        glommio::executor().spawn_blocking(move || db.get(key).map_err(engine_err)).await
+    }
+
+    /// Reads and decodes a message.
+    pub fn get_msg<M: Message + Default>(&self, key: &[u8]) -> Result<Option<M>> {
+        match self.get(key)? {
+            Some(v) => M::decode(&*v).map(Some).map_err(|e| StoreError::Engine(format!("corrupt value: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a batch of applied state: WAL off, inline.
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.disable_wal(true);
+        wo.set_no_slowdown(true);
+        // The batch is consumed by write_opt; keep its bytes for the retry.
+        let data = batch.data().to_vec();
+        match self.db.write_opt(batch, &wo) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => {
+                tracing::debug!(path = %self.path.display(), "RocksDB write stall; retrying blocking");
+                let mut wo = WriteOptions::default();
+                wo.disable_wal(true);
+                self.db.write_opt(WriteBatch::from_data(&data), &wo).map_err(engine_err)
+            }
+            Err(e) => Err(engine_err(e)),
+        }
+    }
+
+    /// Writes a batch durably (WAL + sync) on the blocking pool.
+    pub async fn write_durable(&self, batch: WriteBatch) -> Result<()> {
+        let db = self.db.clone();
+        let data = batch.data().to_vec();
+        glommio::executor()
+            .spawn_blocking(move || {
+                let mut wo = WriteOptions::default();
+                wo.set_sync(true);
+                db.write_opt(WriteBatch::from_data(&data), &wo).map_err(engine_err)
+            })
+            .await
+    }
+
+    /// Writes a batch durably on the calling thread (start-up only).
+    pub fn write_durable_blocking(&self, batch: WriteBatch) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(engine_err)
+    }
+
+    /// Flushes memtables to SST files on the blocking pool: every write made before the call
+    /// is durable when it returns.
+    pub async fn flush(&self) -> Result<()> {
+        let db = self.db.clone();
+        glommio::executor().spawn_blocking(move || db.flush().map_err(engine_err)).await
+    }
+
+    /// Every region's stored metadata (start-up).
+    pub fn load_regions(&self) -> Result<Vec<(u64, StoredRegion)>> {
+        let mut out: Vec<(u64, StoredRegion)> = Vec::new();
+        let mode = IteratorMode::From(keys::REGION_META_PREFIX, Direction::Forward);
+        for item in self.db.iterator(mode) {
+            let (k, v) = item.map_err(engine_err)?;
+            if &*k >= keys::REGION_META_END {
+                break;
+            }
+            let Some((id, is_state)) = keys::decode_region_meta_key(&k) else { continue };
+            let corrupt = |e: prost::DecodeError| StoreError::Engine(format!("region {id} metadata corrupt: {e}"));
+            if is_state {
+                let state = RegionLocalState::decode(&*v).map_err(corrupt)?;
+                out.push((id, StoredRegion { state, apply: None }));
+            } else if let Some(last) = out.last_mut().filter(|(i, _)| *i == id) {
+                last.1.apply = Some(RaftApplyState::decode(&*v).map_err(corrupt)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` (0 = no limit) pairs of data keys in `[start, end)`, in order (or
+    /// reverse), calling `f` with the user key and value; `f` returns false to stop.
+    pub fn scan(&self, start: &[u8], end: &[u8], reverse: bool, mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let lo = keys::data_key(start);
+        let hi = keys::data_end_key(end);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(lo.clone());
+        ro.set_iterate_upper_bound(hi.clone());
+        let mut it = self.db.raw_iterator_opt(ro);
+        if reverse {
+            it.seek_to_last();
+        } else {
+            it.seek(&lo);
+        }
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            if !f(keys::origin_key(k), v) {
+                return Ok(());
+            }
+            if reverse {
+                it.prev();
+            } else {
+                it.next();
+            }
+        }
+        it.status().map_err(engine_err)
+    }
+
+    /// A consistent view of the database as of now, usable from another thread.
+    pub fn snapshot(&self) -> OwnedSnapshot {
+        let snap = self.db.snapshot();
+        // SAFETY: the snapshot borrows the DB, which `_db` keeps alive for as long as the
+        // snapshot (fields drop in declaration order: `snap` first).
+        let snap: rocksdb::Snapshot<'static> = unsafe { std::mem::transmute(snap) };
+        OwnedSnapshot { snap, _db: self.db.clone() }
+    }
+}
+
+/// A RocksDB snapshot that owns a handle to its database.
+pub struct OwnedSnapshot {
+    snap: rocksdb::Snapshot<'static>,
+    _db: Arc<DB>,
+}
+
+// SAFETY: a RocksDB snapshot is an immutable handle that may be used from any thread; the
+// database it belongs to is `Sync` and kept alive by the `Arc`.
+unsafe impl Send for OwnedSnapshot {}
+
+impl OwnedSnapshot {
+    /// Pairs of data keys in `[start, end)`, in order, calling `f` with the user key and
+    /// value until it returns false.
+    pub fn scan(&self, start: &[u8], end: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let lo = keys::data_key(start);
+        let hi = keys::data_end_key(end);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(lo.clone());
+        ro.set_iterate_upper_bound(hi);
+        let mut it = self.snap.raw_iterator_opt(ro);
+        it.seek(&lo);
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            if !f(keys::origin_key(k), v) {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status().map_err(engine_err)
+    }
+}
+
+/// Puts a message into a batch.
+pub fn put_msg(batch: &mut WriteBatch, key: &[u8], m: &impl Message) {
+    batch.put(key, m.encode_to_vec());
+}
+
+/// Deletes every data key of `[start, end)`.
+pub fn delete_data_range(batch: &mut WriteBatch, start: &[u8], end: &[u8]) {
+    batch.delete_range(keys::data_key(start), keys::data_end_key(end));
+}

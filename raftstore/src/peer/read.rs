@@ -1,0 +1,215 @@
+//! Linearizable reads: the leader serves reads locally while its lease holds, through
+//! ReadIndex otherwise — never through the log.
+//!
+//! **Lease.** When a quorum confirms the leader — a read index returns, or an entry proposed
+//! at time `t` commits — the leader knows no other leader can have been elected before
+//! `t + election timeout`. It serves reads locally until `t + lease` (lease < election
+//! timeout, so clock-rate drift within that margin is tolerated). Leadership transfer expires
+//! the lease at once.
+//!
+//! **ReadIndex.** Otherwise the read waits for raft's read index (a heartbeat round that
+//! proves leadership) and for the apply index to reach it.
+//!
+//! In both cases the leader must have applied an entry of its own term first, so that it
+//! has applied everything committed by earlier leaders.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use core_shard::oneshot;
+use net::proto::metapb::Region;
+
+use super::Peer;
+use crate::keys;
+use crate::region_error;
+use crate::shard::ctx::ShardCtx;
+use crate::shard::msg::{CmdError, ReadRequest, ReadResult};
+
+/// The leader lease.
+#[derive(Debug)]
+pub struct Lease {
+    duration: Duration,
+    expires: Option<Instant>,
+}
+
+impl Lease {
+    /// A lease of `duration`, not yet valid.
+    pub fn new(duration: Duration) -> Self {
+        Lease { duration, expires: None }
+    }
+
+    /// A quorum confirmed leadership as of `at`.
+    pub fn renew(&mut self, at: Instant) {
+        let until = at + self.duration;
+        if self.expires.is_none_or(|e| until > e) {
+            self.expires = Some(until);
+        }
+    }
+
+    /// Ends the lease now.
+    pub fn expire(&mut self) {
+        self.expires = None;
+    }
+
+    /// Whether the lease holds at `now`.
+    pub fn valid(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|e| now < e)
+    }
+}
+
+struct Waiting {
+    id: u64,
+    index: Option<u64>,
+    at: Instant,
+    req: ReadRequest,
+    reply: oneshot::Sender<ReadResult>,
+}
+
+/// Reads waiting for their read index, then for apply.
+#[derive(Default)]
+pub struct PendingReads {
+    queue: VecDeque<Waiting>,
+    next_id: u64,
+}
+
+impl PendingReads {
+    /// Fails every waiting read.
+    pub fn fail_all(&mut self, err: &dyn Fn() -> CmdError) {
+        for w in self.queue.drain(..) {
+            w.reply.send(Err(err()));
+        }
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+/// Checks that the keys of a read are inside the region.
+fn check_keys(req: &ReadRequest, region: &Region) -> Result<(), CmdError> {
+    let check = |k: &[u8]| {
+        if keys::in_range(k, &region.start_key, &region.end_key) {
+            Ok(())
+        } else {
+            Err(region_error::key_not_in_region(k, region))
+        }
+    };
+    match req {
+        ReadRequest::Get { key } => check(key),
+        ReadRequest::BatchGet { keys } => keys.iter().try_for_each(|k| check(k)),
+        ReadRequest::Scan { start, end, .. } => {
+            check(start)?;
+            let end_ok = region.end_key.is_empty() || (!end.is_empty() && end[..] <= region.end_key[..]);
+            if end_ok {
+                Ok(())
+            } else {
+                Err(region_error::key_not_in_region(end, region))
+            }
+        }
+    }
+}
+
+/// Runs a read against the shard's RocksDB.
+pub fn execute(ctx: &ShardCtx, region: &Region, req: &ReadRequest) -> ReadResult {
+    let db_err = |e: crate::error::StoreError| CmdError::Other(e.to_string());
+    match req {
+        ReadRequest::Get { key } => {
+            let v = ctx.engine.get(&keys::data_key(key)).map_err(db_err)?;
+            Ok(vec![(key.clone(), v.map(Bytes::from))])
+        }
+        ReadRequest::BatchGet { keys: ks } => {
+            let mut out = Vec::with_capacity(ks.len());
+            for k in ks {
+                let v = ctx.engine.get(&keys::data_key(k)).map_err(db_err)?;
+                out.push((k.clone(), v.map(Bytes::from)));
+            }
+            Ok(out)
+        }
+        ReadRequest::Scan { start, end, limit, reverse, key_only } => {
+            let end: &[u8] = if end.is_empty() { &region.end_key } else { end };
+            let mut out = Vec::new();
+            ctx.engine
+                .scan(start, end, *reverse, |k, v| {
+                    let value = if *key_only { Bytes::new() } else { Bytes::copy_from_slice(v) };
+                    out.push((Bytes::copy_from_slice(k), Some(value)));
+                    *limit == 0 || out.len() < *limit as usize
+                })
+                .map_err(db_err)?;
+            Ok(out)
+        }
+    }
+}
+
+impl Peer {
+    /// Whether the leader has applied an entry of its own term (so everything committed
+    /// before it is applied).
+    fn applied_own_term(&self) -> bool {
+        let raft = &self.raw_node.raft;
+        let applied = self.raw_node.store().applied_index();
+        raft.raft_log.term(applied).is_ok_and(|t| t == raft.term) && applied >= raft.raft_log.committed
+    }
+
+    /// Serves a read: at once under a valid lease, otherwise after a read index.
+    pub fn read(&mut self, ctx: &ShardCtx, req: ReadRequest, reply: oneshot::Sender<ReadResult>) {
+        if !self.is_leader() {
+            reply.send(Err(region_error::not_leader(self.region_id(), self.leader())));
+            return;
+        }
+        if let Err(e) = check_keys(&req, self.region()) {
+            reply.send(Err(e));
+            return;
+        }
+        let now = Instant::now();
+        if self.lease.valid(now) && self.applied_own_term() {
+            reply.send(execute(ctx, self.region(), &req));
+            return;
+        }
+        let id = self.reads.next_id;
+        self.reads.next_id += 1;
+        self.raw_node.read_index(id.to_le_bytes().to_vec());
+        self.reads.queue.push_back(Waiting { id, index: None, at: now, req, reply });
+    }
+
+    /// Handles the read states of a ready: the reads they confirm may run once applied.
+    pub fn on_read_states(&mut self, ctx: &ShardCtx, states: Vec<raft::ReadState>) {
+        for rs in states {
+            let Ok(bytes) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) else { continue };
+            let id = u64::from_le_bytes(bytes);
+            if let Some(w) = self.reads.queue.iter_mut().find(|w| w.id == id) {
+                w.index = Some(rs.index);
+                let at = w.at;
+                self.lease.renew(at);
+            }
+        }
+        self.run_ready_reads(ctx);
+    }
+
+    /// Runs confirmed reads whose index is applied, in order.
+    pub fn run_ready_reads(&mut self, ctx: &ShardCtx) {
+        let applied = self.raw_node.store().applied_index();
+        let mut keep = VecDeque::new();
+        while let Some(w) = self.reads.queue.pop_front() {
+            match w.index {
+                Some(i) if i <= applied && self.applied_own_term() => {
+                    let r = execute(ctx, self.region(), &w.req);
+                    w.reply.send(r);
+                }
+                _ => keep.push_back(w),
+            }
+        }
+        self.reads.queue = keep;
+    }
+
+    /// Drops reads that can no longer complete here (leadership lost). Proposals stay: their
+    /// entries may still commit under the new leader, and answering "not leader" for a write
+    /// that then applies would make the client retry it. They are answered when their index
+    /// applies — with the result if the entry is theirs, `StaleCommand` if it was replaced.
+    pub fn on_leadership_lost(&mut self) {
+        let region_id = self.region_id();
+        let leader = self.leader();
+        self.lease.expire();
+        self.reads.fail_all(&|| region_error::not_leader(region_id, leader.clone()));
+    }
+}

@@ -1,0 +1,174 @@
+//! Snapshots: generated from the shard's RocksDB range, applied atomically.
+//!
+//! *Generate* (sender): when raft asks for a snapshot, a consistent RocksDB snapshot is taken
+//! together with the applied index, and the region's pairs are read on the blocking pool into
+//! `SnapshotData`; the transport streams the message in chunks.
+//! *Apply* (receiver): one durable RocksDB batch deletes the region's range, writes every pair,
+//! the region state and the apply state (applied = truncated = snapshot index); only then is
+//! the raft log reset to start after the snapshot. Until both are durable the peer handles no
+//! further ready.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use core_shard::log::HardState as LogHardState;
+use net::proto::raft_serverpb::{KeyValue, PeerState, RaftApplyState, RaftTruncatedState, RegionLocalState, SnapshotData};
+use prost::Message;
+use raft::eraftpb::{self, Snapshot, SnapshotMetadata};
+use rocksdb::WriteBatch;
+
+use super::Peer;
+use crate::engine::{delete_data_range, put_msg};
+use crate::keys;
+use crate::shard::ctx::ShardCtx;
+use crate::shard::msg::Event;
+use crate::storage::{conf_state_of, encode_entry, SnapState};
+
+impl Peer {
+    /// Starts generating a snapshot if raft asked for one.
+    pub fn maybe_generate_snapshot(&mut self, ctx: &Rc<ShardCtx>) {
+        if !matches!(self.raw_node.store().snap_state(), SnapState::Requested) {
+            return;
+        }
+        let store = self.raw_node.store();
+        let region = store.region().clone();
+        let applied = store.applied_index();
+        let term = match raft::Storage::term(store, applied) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(region_id = region.id, "cannot snapshot at {applied}: {e}");
+                return;
+            }
+        };
+        store.set_snap_state(SnapState::Generating);
+        let snap = ctx.engine.snapshot();
+        let ctx2 = ctx.clone();
+        glommio::spawn_local_into(
+            async move {
+                let region_id = region.id;
+                let r2 = region.clone();
+                let read = glommio::executor().spawn_blocking(move || {
+                    let mut pairs = Vec::new();
+                    snap.scan(&r2.start_key, &r2.end_key, |k, v| {
+                        pairs.push(KeyValue { key: Bytes::copy_from_slice(k), value: Bytes::copy_from_slice(v) });
+                        true
+                    })
+                    .map(|()| pairs)
+                });
+                let result = match read.await {
+                    Ok(pairs) => {
+                        let n = pairs.len();
+                        let data = SnapshotData { region: Some(region.clone()), pairs };
+                        let mut s = Snapshot { data: data.encode_to_vec(), ..Default::default() };
+                        s.metadata = Some(SnapshotMetadata { conf_state: Some(conf_state_of(&region)), index: applied, term });
+                        tracing::info!(region_id, index = applied, keys = n, bytes = s.data.len(), "snapshot generated");
+                        Ok(Box::new(s))
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                ctx2.push(Event::SnapshotGenerated { region_id, snap: result });
+            },
+            ctx.queues.background,
+        )
+        .map(|t| t.detach())
+        .ok();
+    }
+
+    /// A generated snapshot is ready: raft may send it now.
+    pub fn on_snapshot_generated(&mut self, snap: Result<Box<Snapshot>, String>) {
+        let store = self.raw_node.store();
+        match snap {
+            Ok(s) => store.set_snap_state(SnapState::Ready(s)),
+            Err(e) => {
+                tracing::warn!(region_id = self.region_id(), "snapshot generation failed: {e}");
+                store.set_snap_state(SnapState::Idle);
+            }
+        }
+    }
+
+    /// Applies a received snapshot (from a ready) in the background.
+    pub(super) fn start_apply_snapshot(
+        &mut self,
+        ctx: &Rc<ShardCtx>,
+        snap: Snapshot,
+        entries: Vec<eraftpb::Entry>,
+        number: u64,
+        msgs: Vec<eraftpb::Message>,
+    ) {
+        let region_id = self.region_id();
+        let meta = snap.metadata.clone().unwrap_or_default();
+        let data = match SnapshotData::decode(snap.data.as_slice()) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(region_id, "snapshot data does not decode: {e}");
+                return;
+            }
+        };
+        let region = data.region.clone().unwrap_or_default();
+        let old = self.region().clone();
+        let mut wb = WriteBatch::default();
+        if !old.peers.is_empty() {
+            delete_data_range(&mut wb, &old.start_key, &old.end_key);
+        }
+        delete_data_range(&mut wb, &region.start_key, &region.end_key);
+        for kv in &data.pairs {
+            wb.put(keys::data_key(&kv.key), &kv.value);
+        }
+        let apply = RaftApplyState {
+            applied_index: meta.index,
+            truncated_state: Some(RaftTruncatedState { index: meta.index, term: meta.term }),
+        };
+        let state = RegionLocalState { state: PeerState::Normal as i32, region: Some(region.clone()), handover_seq: self.handover_seq };
+        put_msg(&mut wb, &keys::region_state_key(region_id), &state);
+        put_msg(&mut wb, &keys::apply_state_key(region_id), &apply);
+        let was_initialized = self.is_initialized();
+        let store = self.raw_node.mut_store();
+        store.set_region(region);
+        *store.apply_state_mut() = apply;
+        store.set_snap_state(SnapState::Idle);
+        self.applying_snapshot = true;
+        if !was_initialized {
+            ctx.count_region(0);
+        }
+        let hs = self.raw_node.raft.hard_state();
+        let hs = LogHardState { term: hs.term, vote: hs.vote, commit: hs.commit };
+        let log_entries: Vec<_> = entries.iter().map(encode_entry).collect();
+        let peer_id = self.meta.id;
+        let ctx2 = ctx.clone();
+        tracing::info!(region_id, index = meta.index, keys = data.pairs.len(), "applying snapshot");
+        glommio::spawn_local(async move {
+            // Data first: the log may only forget entries once RocksDB durably has the state.
+            if let Err(e) = ctx2.engine.write_durable(wb).await {
+                tracing::error!(region_id, "snapshot write failed: {e}");
+                return;
+            }
+            let log = &ctx2.log;
+            let reset = log
+                .remove(region_id)
+                .and_then(|d| {
+                    drop(d);
+                    log.compact(region_id, meta.index + 1)
+                })
+                .and_then(|d| {
+                    drop(d);
+                    log.append(region_id, log_entries, Some(hs))
+                });
+            match reset {
+                Ok(durable) => match durable.await {
+                    Ok(()) => ctx2.push(Event::SnapshotApplied { region_id, peer_id, number, msgs }),
+                    Err(e) => tracing::error!(region_id, "raft log reset failed: {e}"),
+                },
+                Err(e) => tracing::error!(region_id, "raft log reset refused: {e}"),
+            }
+        })
+        .detach();
+    }
+
+    /// The snapshot's data and the log reset are durable.
+    pub fn on_snapshot_applied(&mut self, ctx: &Rc<ShardCtx>, number: u64, msgs: Vec<eraftpb::Message>) {
+        self.applying_snapshot = false;
+        self.heartbeat_due = true;
+        self.raw_node.on_persist_ready(number);
+        self.send(ctx, msgs);
+    }
+}

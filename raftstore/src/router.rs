@@ -1,0 +1,100 @@
+//! Routing inside the store: raft messages to the shard owning their region, the shard
+//! mailbox dispatcher, and the placement coordinator (shard 0).
+//!
+//! Every shard keeps a copy of the store's directory (region → shard). Shard 0 is its
+//! authority for new regions: a message for a region the directory does not know goes to
+//! shard 0, which places the region on the least-loaded shard and tells everyone. After a
+//! split, shard 0 also decides whether the new region should move to a less-loaded shard.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use net::proto::raft_serverpb::RaftMessage;
+
+use crate::service::StoreService;
+use crate::shard::ctx::ShardCtx;
+use crate::shard::msg::{Event, ShardMsg};
+
+/// Delivers a raft message to the shard owning its region.
+pub fn route_raft(ctx: &ShardCtx, m: RaftMessage) {
+    match ctx.shard_of(m.region_id) {
+        Some(s) if s == ctx.shard_id => ctx.push(Event::Raft(Box::new(m))),
+        Some(s) => send(ctx, s, ShardMsg::Raft(Box::new(m))),
+        None if ctx.shard_id == 0 => place(ctx, m),
+        None => send(ctx, 0, ShardMsg::Place(Box::new(m))),
+    }
+}
+
+fn send(ctx: &ShardCtx, to: usize, msg: ShardMsg) {
+    if let Err(core_shard::mailbox::TrySendError::Full(msg)) = ctx.outbox.try_send(to, msg) {
+        // The mailbox is full this turn: raft messages may be dropped (raft retransmits),
+        // everything else waits.
+        if !matches!(msg, ShardMsg::Raft(_)) {
+            let outbox = ctx.outbox.clone();
+            glommio::spawn_local(async move {
+                let _ = outbox.send(to, msg).await;
+            })
+            .detach();
+        }
+    }
+}
+
+/// Coordinator: chooses the shard of a region first seen in `m`.
+fn place(ctx: &ShardCtx, m: RaftMessage) {
+    if let Some(s) = ctx.shard_of(m.region_id) {
+        return route_raft_to(ctx, s, m);
+    }
+    let target = ctx.shared.least_loaded_shard();
+    ctx.announce(m.region_id, Some(target));
+    route_raft_to(ctx, target, m);
+}
+
+fn route_raft_to(ctx: &ShardCtx, shard: usize, m: RaftMessage) {
+    if shard == ctx.shard_id {
+        ctx.push(Event::Raft(Box::new(m)));
+    } else {
+        send(ctx, shard, ShardMsg::Raft(Box::new(m)));
+    }
+}
+
+/// Coordinator: a split created `region_id` on `shard`; move it if another shard has
+/// clearly fewer regions.
+fn on_created(ctx: &ShardCtx, region_id: u64, shard: usize) {
+    if !ctx.cfg.split.balance_shards_on_split || ctx.shards < 2 {
+        return;
+    }
+    let counts: Vec<u32> = ctx.shared.region_counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let target = ctx.shared.least_loaded_shard();
+    if target != shard && counts[target] + 1 < counts[shard] {
+        let msg = ShardMsg::HandoverOut { region_id, to_shard: target };
+        if shard == ctx.shard_id {
+            ctx.push(Event::HandoverOut { region_id, to_shard: target });
+        } else {
+            send(ctx, shard, msg);
+        }
+    }
+}
+
+/// Handles one mailbox message.
+pub fn dispatch(ctx: &Rc<ShardCtx>, service: &Rc<StoreService>, msg: ShardMsg, startup: &crate::server::StartupSink) {
+    match msg {
+        ShardMsg::Raft(m) => route_raft(ctx, *m),
+        ShardMsg::Place(m) => place(ctx, *m),
+        ShardMsg::Directory { region_id, shard } => ctx.set_dir(region_id, shard),
+        ShardMsg::Created { region_id, shard } => on_created(ctx, region_id, shard),
+        ShardMsg::HandoverOut { region_id, to_shard } => ctx.push(Event::HandoverOut { region_id, to_shard }),
+        ShardMsg::HandoverIn(h) => ctx.push(Event::HandoverIn(h)),
+        ShardMsg::HandoverDone { region_id } => ctx.push(Event::HandoverDone { region_id }),
+        ShardMsg::HandoverFailed { region_id } => ctx.push(Event::HandoverFailed { region_id }),
+        ShardMsg::Forward { from, id, method, payload } => {
+            let (ctx, service) = (ctx.clone(), service.clone());
+            glommio::spawn_local(async move {
+                let result = service.serve_local(method, payload).await;
+                let _ = ctx.outbox.send(from, ShardMsg::ForwardReply { id, result }).await;
+            })
+            .detach();
+        }
+        ShardMsg::ForwardReply { id, result } => ctx.finish_forward(id, result),
+        m @ (ShardMsg::Loaded { .. } | ShardMsg::StartupPlan { .. }) => startup.deliver(m),
+    }
+}

@@ -1,0 +1,248 @@
+//! What every part of a shard shares: engines, PD client, transport, mailbox, the event
+//! queue of its raft loop, and the store-wide state all shards see.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use core_shard::log::LogEngine;
+use core_shard::mailbox::Outbox;
+use core_shard::notify::Notify;
+use core_shard::oneshot;
+use core_shard::runtime::TaskQueues;
+use net::proto::raft_serverpb::RaftMessage;
+use pd::PdClient;
+
+use super::msg::{Event, ShardMsg};
+use crate::config::Config;
+use crate::engine::KvEngine;
+use crate::transport::Transport;
+
+/// Decides whether a raft message may travel (tests: drop, partition, isolate).
+pub trait TransportFilter: Send + Sync {
+    /// Whether `msg` from `from_store` to `to_store` is delivered.
+    fn allow(&self, from_store: u64, to_store: u64, msg: &RaftMessage) -> bool;
+}
+
+/// State shared by every shard of a store (and the process that runs it).
+pub struct StoreShared {
+    /// The store id (0 until known).
+    pub store_id: AtomicU64,
+    /// Regions per shard.
+    pub region_counts: Vec<AtomicU32>,
+    /// Leaders per shard.
+    pub leader_counts: Vec<AtomicU32>,
+    /// Client address of each shard.
+    pub shard_addrs: RwLock<Vec<String>>,
+    has_filter: AtomicBool,
+    filter: RwLock<Option<Arc<dyn TransportFilter>>>,
+    /// Set when the store is stopping.
+    pub stopping: AtomicBool,
+}
+
+impl StoreShared {
+    /// Shared state for `shards` shards.
+    pub fn new(shards: usize) -> Arc<Self> {
+        Arc::new(StoreShared {
+            store_id: AtomicU64::new(0),
+            region_counts: (0..shards).map(|_| AtomicU32::new(0)).collect(),
+            leader_counts: (0..shards).map(|_| AtomicU32::new(0)).collect(),
+            shard_addrs: RwLock::new(vec![String::new(); shards]),
+            has_filter: AtomicBool::new(false),
+            filter: RwLock::new(None),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Installs (or with `None` removes) a transport filter.
+    pub fn set_filter(&self, f: Option<Arc<dyn TransportFilter>>) {
+        let on = f.is_some();
+        if let Ok(mut g) = self.filter.write() {
+            *g = f;
+        }
+        self.has_filter.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether a message may be sent (always, unless a test installed a filter).
+    pub fn allow(&self, from: u64, to: u64, msg: &RaftMessage) -> bool {
+        if !self.has_filter.load(Ordering::Relaxed) {
+            return true;
+        }
+        match self.filter.read() {
+            Ok(g) => g.as_ref().is_none_or(|f| f.allow(from, to, msg)),
+            Err(_) => true,
+        }
+    }
+
+    /// The least-loaded shard by region count (ties: the lowest id).
+    pub fn least_loaded_shard(&self) -> usize {
+        (0..self.region_counts.len()).min_by_key(|&i| (self.region_counts[i].load(Ordering::Relaxed), i)).unwrap_or(0)
+    }
+}
+
+/// A shard's context.
+pub struct ShardCtx {
+    /// This shard.
+    pub shard_id: usize,
+    /// Shards of the store.
+    pub shards: usize,
+    /// Store id.
+    pub store_id: Cell<u64>,
+    /// Configuration.
+    pub cfg: Rc<Config>,
+    /// State machine.
+    pub engine: KvEngine,
+    /// Raft log.
+    pub log: LogEngine,
+    /// PD.
+    pub pd: PdClient,
+    /// Other shards.
+    pub outbox: Outbox<ShardMsg>,
+    /// Task queues.
+    pub queues: TaskQueues,
+    /// Raft messages to other stores.
+    pub transport: Rc<Transport>,
+    /// Store-wide state.
+    pub shared: Arc<StoreShared>,
+    /// Region → shard, for every region of the store (tombstones included).
+    pub dir: RefCell<HashMap<u64, usize>>,
+    events: RefCell<VecDeque<Event>>,
+    wake: Notify,
+    forwards: RefCell<HashMap<u64, oneshot::Sender<Result<bytes::Bytes, net::proto::rpcpb::Status>>>>,
+    next_forward: Cell<u64>,
+}
+
+impl ShardCtx {
+    /// A context; the raft loop starts separately.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        shard_id: usize,
+        shards: usize,
+        cfg: Rc<Config>,
+        engine: KvEngine,
+        log: LogEngine,
+        pd: PdClient,
+        outbox: Outbox<ShardMsg>,
+        queues: TaskQueues,
+        transport: Rc<Transport>,
+        shared: Arc<StoreShared>,
+    ) -> Self {
+        ShardCtx {
+            shard_id,
+            shards,
+            store_id: Cell::new(0),
+            cfg,
+            engine,
+            log,
+            pd,
+            outbox,
+            queues,
+            transport,
+            shared,
+            dir: RefCell::new(HashMap::new()),
+            events: RefCell::new(VecDeque::new()),
+            wake: Notify::new(),
+            forwards: RefCell::new(HashMap::new()),
+            next_forward: Cell::new(1),
+        }
+    }
+
+    /// Queues an event for the raft loop.
+    pub fn push(&self, ev: Event) {
+        self.events.borrow_mut().push_back(ev);
+        self.wake.notify_all();
+    }
+
+    /// Takes every queued event, waiting for one if there is none.
+    pub async fn next_events(&self, out: &mut Vec<Event>) {
+        loop {
+            let notified = self.wake.notified();
+            {
+                let mut q = self.events.borrow_mut();
+                if !q.is_empty() {
+                    out.extend(q.drain(..));
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// The shard hosting `region`, if the store has it.
+    pub fn shard_of(&self, region_id: u64) -> Option<usize> {
+        self.dir.borrow().get(&region_id).copied()
+    }
+
+    /// Records where a region lives, here and on every other shard.
+    pub fn announce(&self, region_id: u64, shard: Option<usize>) {
+        self.set_dir(region_id, shard);
+        for to in 0..self.shards {
+            if to != self.shard_id {
+                let _ = self.outbox.try_send(to, ShardMsg::Directory { region_id, shard });
+            }
+        }
+    }
+
+    /// Updates the local directory only.
+    pub fn set_dir(&self, region_id: u64, shard: Option<usize>) {
+        let mut d = self.dir.borrow_mut();
+        match shard {
+            Some(s) => d.insert(region_id, s),
+            None => d.remove(&region_id),
+        };
+    }
+
+    /// Registers a forwarded request; returns its id and the receiver of its reply.
+    pub fn start_forward(&self) -> (u64, oneshot::Receiver<Result<bytes::Bytes, net::proto::rpcpb::Status>>) {
+        let id = self.next_forward.get();
+        self.next_forward.set(id + 1);
+        let (tx, rx) = oneshot::channel();
+        self.forwards.borrow_mut().insert(id, tx);
+        (id, rx)
+    }
+
+    /// Completes a forwarded request.
+    pub fn finish_forward(&self, id: u64, result: Result<bytes::Bytes, net::proto::rpcpb::Status>) {
+        if let Some(tx) = self.forwards.borrow_mut().remove(&id) {
+            tx.send(result);
+        }
+    }
+
+    /// Starts the asynchronous entry reads raft asked `peer` for.
+    pub fn push_fetches(self: &Rc<Self>, peer: &crate::peer::Peer) {
+        let region_id = peer.region_id();
+        for f in peer.raw_node.store().take_fetches() {
+            let ctx = self.clone();
+            glommio::spawn_local(async move {
+                // Reading caches the entries; raft's retry then finds them in memory.
+                if let Err(e) = ctx.log.entries(region_id, f.low, f.high, f.max_size).await {
+                    tracing::debug!(region_id, "entry fetch failed: {e}");
+                }
+                ctx.push(Event::EntriesFetched { region_id, ctx: f.ctx });
+            })
+            .detach();
+        }
+    }
+
+    /// Adjusts this shard's region count.
+    pub fn count_region(&self, delta: i32) {
+        let c = &self.shared.region_counts[self.shard_id];
+        if delta >= 0 {
+            c.fetch_add(delta as u32, Ordering::Relaxed);
+        } else {
+            c.fetch_sub((-delta) as u32, Ordering::Relaxed);
+        }
+    }
+
+    /// Adjusts this shard's leader count.
+    pub fn count_leader(&self, delta: i32) {
+        let c = &self.shared.leader_counts[self.shard_id];
+        if delta >= 0 {
+            c.fetch_add(delta as u32, Ordering::Relaxed);
+        } else {
+            c.fetch_sub((-delta) as u32, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The raft loop's handlers of messages, requests and background results.
+
+use bytes::Bytes;
+use core_shard::oneshot;
+use net::proto::metapb::RegionEpoch;
+use net::proto::raft_cmdpb::Request;
+use net::proto::raft_serverpb::RaftMessage;
+use raft::eraftpb::{self, MessageType, Snapshot};
+use raft::GetEntriesContext;
+
+use super::msg::{AdminCmd, CmdError, CmdResult, ReadRequest, ReadResult, RegionDebug};
+use super::Shard;
+use crate::operation::{conf_change, transfer_leader};
+use crate::peer::apply::ApplyEffect;
+use crate::region_error;
+
+/// Message types that may create a peer for a region this store does not have.
+fn creates_peer(t: i32) -> bool {
+    [
+        MessageType::MsgAppend,
+        MessageType::MsgHeartbeat,
+        MessageType::MsgSnapshot,
+        MessageType::MsgRequestVote,
+        MessageType::MsgRequestPreVote,
+        MessageType::MsgTimeoutNow,
+    ]
+    .iter()
+    .any(|m| *m as i32 == t)
+}
+
+impl Shard {
+    pub(super) fn on_raft_message(&mut self, m: RaftMessage) {
+        let region_id = m.region_id;
+        let (Some(to), Some(msg)) = (m.to_peer.clone(), m.message.clone()) else { return };
+        if let Some(peer) = self.peers.get(&region_id) {
+            if to.id < peer.meta.id {
+                return; // for a peer this store replaced
+            }
+            if to.id > peer.meta.id {
+                // The region re-added this store under a new peer id: our peer is stale.
+                self.destroy_peer(region_id, false);
+            }
+        }
+        if !self.peers.contains_key(&region_id) {
+            if !creates_peer(msg.msg_type) || !self.create_peer_from_message(&m) {
+                return;
+            }
+        }
+        if msg.msg_type == MessageType::MsgSnapshot as i32 && !self.snapshot_fits(&m) {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&region_id) else { return };
+        if let Err(e) = peer.step(msg) {
+            tracing::debug!(region_id, "step failed: {e}");
+        }
+        self.touched.insert(region_id);
+    }
+
+    /// A snapshot may be applied only if its range overlaps no other initialized region of
+    /// this shard (their data share the RocksDB); otherwise it is dropped and raft resends it
+    /// later, typically after this shard applied the split that makes room.
+    fn snapshot_fits(&self, m: &RaftMessage) -> bool {
+        let snap_region = m
+            .message
+            .as_ref()
+            .and_then(|msg| msg.snapshot.as_ref())
+            .and_then(|s| prost::Message::decode(s.data.as_slice()).ok())
+            .and_then(|d: net::proto::raft_serverpb::SnapshotData| d.region);
+        let Some(r) = snap_region else { return false };
+        let overlap = self.peers.values().any(|p| {
+            let o = p.region();
+            p.region_id() != r.id
+                && p.is_initialized()
+                && (o.end_key.is_empty() || r.start_key < o.end_key)
+                && (r.end_key.is_empty() || o.start_key < r.end_key)
+        });
+        if overlap {
+            tracing::info!(region_id = r.id, "snapshot overlaps a region of this shard; dropped for now");
+        }
+        !overlap
+    }
+
+    fn peer_for_request(&mut self, region_id: u64) -> Result<&mut crate::peer::Peer, CmdError> {
+        match self.peers.get_mut(&region_id) {
+            Some(p) if p.is_initialized() => Ok(p),
+            _ => Err(match self.ctx.shard_of(region_id) {
+                Some(s) if s != self.ctx.shard_id => region_error::wrong_shard(region_id, s),
+                _ => region_error::region_not_found(region_id),
+            }),
+        }
+    }
+
+    pub(super) fn on_write(
+        &mut self,
+        region_id: u64,
+        epoch: RegionEpoch,
+        requests: Vec<Request>,
+        reply: oneshot::Sender<CmdResult>,
+    ) {
+        match self.peer_for_request(region_id) {
+            Ok(p) => {
+                if p.handover_to.is_some() {
+                    return reply.send(Err(region_error::server_is_busy("region is moving between shards", 20)));
+                }
+                p.propose_write(&epoch, requests, reply);
+                self.touched.insert(region_id);
+            }
+            Err(e) => reply.send(Err(e)),
+        }
+    }
+
+    pub(super) fn on_read(
+        &mut self,
+        region_id: u64,
+        epoch: RegionEpoch,
+        req: ReadRequest,
+        reply: oneshot::Sender<ReadResult>,
+    ) {
+        let ctx = self.ctx.clone();
+        match self.peer_for_request(region_id) {
+            Ok(p) => {
+                let cur = p.epoch();
+                if region_error::epoch_is_stale(&epoch, &cur, false, true) {
+                    return reply.send(Err(region_error::epoch_not_match(
+                        format!("region {region_id} version {} != {}", epoch.version, cur.version),
+                        vec![p.region().clone()],
+                    )));
+                }
+                if p.paused {
+                    return reply.send(Err(region_error::server_is_busy("region is moving between shards", 20)));
+                }
+                p.read(&ctx, req, reply);
+                self.touched.insert(region_id);
+            }
+            Err(e) => reply.send(Err(e)),
+        }
+    }
+
+    pub(super) fn on_admin(&mut self, region_id: u64, epoch: RegionEpoch, cmd: AdminCmd, reply: oneshot::Sender<CmdResult>) {
+        let p = match self.peer_for_request(region_id) {
+            Ok(p) => p,
+            Err(e) => return reply.send(Err(e)),
+        };
+        match cmd {
+            AdminCmd::ChangePeer { change_type, peer } => conf_change::propose(p, &epoch, change_type, peer, reply),
+            AdminCmd::TransferLeader { peer } => transfer_leader::propose(p, &epoch, &peer, reply),
+            AdminCmd::Split { split_key } => self.start_split(region_id, epoch, split_key, Some(reply)),
+        }
+        self.touched.insert(region_id);
+    }
+
+    pub(super) fn on_debug(&mut self, region_id: u64, reply: oneshot::Sender<Result<RegionDebug, CmdError>>) {
+        let Some(p) = self.peers.get(&region_id) else {
+            return reply.send(Err(region_error::region_not_found(region_id)));
+        };
+        let store = p.raw_node.store();
+        let region = store.region().clone();
+        let mut crc = 0u32;
+        let mut count = 0u64;
+        let scan = self.ctx.engine.scan(&region.start_key, &region.end_key, false, |k, v| {
+            crc = crc32c::crc32c_append(crc, &(k.len() as u32).to_le_bytes());
+            crc = crc32c::crc32c_append(crc, k);
+            crc = crc32c::crc32c_append(crc, &(v.len() as u32).to_le_bytes());
+            crc = crc32c::crc32c_append(crc, v);
+            count += 1;
+            true
+        });
+        if let Err(e) = scan {
+            return reply.send(Err(CmdError::Other(e.to_string())));
+        }
+        reply.send(Ok(RegionDebug {
+            applied_index: store.applied_index(),
+            truncated_index: store.truncated().0,
+            last_index: p.raw_node.raft.raft_log.last_index(),
+            commit_index: p.raw_node.raft.raft_log.committed,
+            term: p.raw_node.raft.term,
+            is_leader: p.is_leader(),
+            checksum: crc as u64,
+            key_count: count,
+            region,
+        }));
+    }
+
+    pub(super) fn on_persisted(&mut self, region_id: u64, peer_id: u64, number: u64, msgs: Vec<eraftpb::Message>) {
+        if let Some(p) = self.peers.get_mut(&region_id).filter(|p| p.meta.id == peer_id) {
+            p.on_persisted(&self.ctx, number, msgs);
+            self.touched.insert(region_id);
+        }
+    }
+
+    pub(super) fn on_entries_fetched(&mut self, region_id: u64, ctx: GetEntriesContext) {
+        if let Some(p) = self.peers.get_mut(&region_id) {
+            if !p.paused && !p.applying_snapshot {
+                p.raw_node.on_entries_fetched(ctx);
+                self.touched.insert(region_id);
+            }
+        }
+    }
+
+    pub(super) fn on_snapshot_generated(&mut self, region_id: u64, snap: Result<Box<Snapshot>, String>) {
+        if let Some(p) = self.peers.get_mut(&region_id) {
+            p.on_snapshot_generated(snap);
+        }
+    }
+
+    pub(super) fn on_snapshot_applied(&mut self, region_id: u64, peer_id: u64, number: u64, msgs: Vec<eraftpb::Message>) {
+        if let Some(p) = self.peers.get_mut(&region_id).filter(|p| p.meta.id == peer_id) {
+            p.on_snapshot_applied(&self.ctx, number, msgs);
+            self.touched.insert(region_id);
+        }
+    }
+
+    /// Side effects of applied entries.
+    pub(super) fn after_ready(&mut self, region_id: u64, effects: Vec<ApplyEffect>) {
+        for e in effects {
+            match e {
+                ApplyEffect::Split { left, right } => self.on_split_applied(region_id, left, right),
+                ApplyEffect::Destroy => self.destroy_peer(region_id, true),
+            }
+        }
+    }
+
+    /// Starts a split at `split_key`: ask PD for ids, then propose.
+    pub(super) fn start_split(
+        &mut self,
+        region_id: u64,
+        epoch: RegionEpoch,
+        split_key: Bytes,
+        reply: Option<oneshot::Sender<CmdResult>>,
+    ) {
+        let Some(p) = self.peers.get_mut(&region_id) else { return };
+        if let Err(e) = p.check_proposal(&epoch, true, true) {
+            if let Some(r) = reply {
+                r.send(Err(e));
+            }
+            return;
+        }
+        p.splitting = Some(std::time::Instant::now());
+        let region = p.region().clone();
+        let ctx = self.ctx.clone();
+        glommio::spawn_local(async move {
+            match ctx.pd.ask_split(region).await {
+                Ok((new_region_id, new_peer_ids)) => ctx.push(super::msg::Event::SplitIds {
+                    region_id,
+                    epoch,
+                    split_key,
+                    new_region_id,
+                    new_peer_ids,
+                    reply,
+                }),
+                Err(e) => {
+                    tracing::warn!(region_id, "PD refused the split: {e}");
+                    if let Some(r) = reply {
+                        r.send(Err(CmdError::Other(format!("PD: {e}"))));
+                    }
+                }
+            }
+        })
+        .detach();
+    }
+}

@@ -1,0 +1,105 @@
+//! A shard's raft loop: it owns every peer of the shard and handles events in batches —
+//! everything queued since the last turn — then the readies of the peers those events
+//! touched, then flushes the transport (one batch per destination store).
+//!
+//! `dispatch` is dispatch only: each arm is one call (the raftstore-v2 fsm rule).
+
+pub mod ctx;
+mod handlers;
+mod lifecycle;
+pub mod msg;
+mod periodic;
+
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
+
+use ctx::ShardCtx;
+use msg::Event;
+
+use crate::peer::Peer;
+
+/// A shard's peers and their raft loop.
+pub struct Shard {
+    ctx: Rc<ShardCtx>,
+    peers: HashMap<u64, Peer>,
+    touched: BTreeSet<u64>,
+    ticks: u64,
+    handovers_in_flight: BTreeSet<u64>,
+}
+
+impl Shard {
+    /// A shard with the peers recovered at start-up.
+    pub fn new(ctx: Rc<ShardCtx>, peers: HashMap<u64, Peer>) -> Self {
+        let touched = peers.keys().copied().collect();
+        Shard { ctx, peers, touched, ticks: 0, handovers_in_flight: BTreeSet::new() }
+    }
+
+    /// Runs until the store stops.
+    pub async fn run(mut self) {
+        let mut events = Vec::new();
+        loop {
+            self.ctx.next_events(&mut events).await;
+            if self.ctx.shared.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            for ev in events.drain(..) {
+                self.dispatch(ev);
+            }
+            self.process_readies();
+            self.ctx.transport.flush();
+            glommio::yield_if_needed().await;
+        }
+        for p in self.peers.values_mut() {
+            p.fail_pending(|| crate::region_error::server_is_busy("the store is shutting down", 100));
+        }
+    }
+
+    fn dispatch(&mut self, ev: Event) {
+        match ev {
+            Event::Raft(m) => self.on_raft_message(*m),
+            Event::Write { region_id, epoch, requests, reply } => self.on_write(region_id, epoch, requests, reply),
+            Event::Read { region_id, epoch, req, reply } => self.on_read(region_id, epoch, req, reply),
+            Event::Admin { region_id, epoch, cmd, reply } => self.on_admin(region_id, epoch, cmd, reply),
+            Event::Debug { region_id, reply } => self.on_debug(region_id, reply),
+            Event::Tick => self.on_tick(),
+            Event::Persisted { region_id, peer_id, number, msgs } => self.on_persisted(region_id, peer_id, number, msgs),
+            Event::EntriesFetched { region_id, ctx } => self.on_entries_fetched(region_id, ctx),
+            Event::SnapshotGenerated { region_id, snap } => self.on_snapshot_generated(region_id, snap),
+            Event::SnapshotApplied { region_id, peer_id, number, msgs } => {
+                self.on_snapshot_applied(region_id, peer_id, number, msgs)
+            }
+            Event::Flushed { applied } => self.on_flushed(applied),
+            Event::SplitCheckResult { region_id, epoch, split_key, size, keys } => {
+                self.on_split_check(region_id, epoch, split_key, size, keys)
+            }
+            Event::SplitIds { region_id, epoch, split_key, new_region_id, new_peer_ids, reply } => {
+                self.on_split_ids(region_id, epoch, split_key, new_region_id, new_peer_ids, reply)
+            }
+            Event::HandoverOut { region_id, to_shard } => self.on_handover_out(region_id, to_shard),
+            Event::HandoverIn(h) => self.on_handover_in(*h),
+            Event::HandoverLanded(h) => self.on_handover_landed(*h),
+            Event::HandoverDone { region_id } => self.on_handover_done(region_id),
+            Event::HandoverFailed { region_id } => self.on_handover_failed(region_id),
+        }
+    }
+
+    /// Handles the readies of every touched peer until none has more.
+    fn process_readies(&mut self) {
+        let touched = std::mem::take(&mut self.touched);
+        for region_id in touched {
+            for _ in 0..8 {
+                let Some(peer) = self.peers.get_mut(&region_id) else { break };
+                if !peer.raw_node.has_ready() || peer.paused || peer.applying_snapshot {
+                    break;
+                }
+                let effects = peer.handle_ready(&self.ctx);
+                self.after_ready(region_id, effects);
+            }
+            if let Some(peer) = self.peers.get_mut(&region_id) {
+                self.ctx.push_fetches(peer);
+                peer.maybe_generate_snapshot(&self.ctx);
+            }
+            self.maybe_start_handover(region_id);
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The messages of a shard: events its raft loop handles, and what shards send each other.
+
+use bytes::Bytes;
+use core_shard::oneshot;
+use net::proto::errorpb::RegionError;
+use net::proto::metapb::{self, RegionEpoch};
+use net::proto::raft_cmdpb::{self, AdminResponse};
+use net::proto::raft_serverpb::{RaftApplyState, RaftMessage, RegionLocalState};
+use raft::eraftpb::{self, Snapshot};
+use raft::GetEntriesContext;
+
+/// Why a command failed.
+#[derive(Debug, Clone)]
+pub enum CmdError {
+    /// Routing is wrong: the client fixes it and retries.
+    Region(RegionError),
+    /// The command itself failed (not retryable as is).
+    Other(String),
+}
+
+/// The result of a replicated command.
+#[derive(Debug, Clone, Default)]
+pub struct CmdResponse {
+    /// One response per request of a normal command.
+    pub responses: Vec<raft_cmdpb::Response>,
+    /// The result of an admin command.
+    pub admin: Option<AdminResponse>,
+}
+
+/// A command's result.
+pub type CmdResult = Result<CmdResponse, CmdError>;
+
+/// A read executed by the leader (lease or read index).
+#[derive(Debug, Clone)]
+pub enum ReadRequest {
+    /// One key.
+    Get {
+        /// The key.
+        key: Bytes,
+    },
+    /// Many keys.
+    BatchGet {
+        /// The keys.
+        keys: Vec<Bytes>,
+    },
+    /// A range.
+    Scan {
+        /// First key (inclusive).
+        start: Bytes,
+        /// Last key (exclusive; empty = the region's end).
+        end: Bytes,
+        /// At most this many (0 = no limit).
+        limit: u32,
+        /// Descending.
+        reverse: bool,
+        /// Keys only.
+        key_only: bool,
+    },
+}
+
+/// Pairs found by a read (`None` value = not found, for gets).
+pub type ReadResult = Result<Vec<(Bytes, Option<Bytes>)>, CmdError>;
+
+/// Operator commands.
+#[derive(Debug, Clone)]
+pub enum AdminCmd {
+    /// Add or remove a peer.
+    ChangePeer {
+        /// The change.
+        change_type: raft_cmdpb::ConfChangeType,
+        /// The peer.
+        peer: metapb::Peer,
+    },
+    /// Move leadership.
+    TransferLeader {
+        /// To this peer.
+        peer: metapb::Peer,
+    },
+    /// Split at a key.
+    Split {
+        /// The first key of the new region.
+        split_key: Bytes,
+    },
+}
+
+/// A peer's view of its region, for debugging and checksums.
+#[derive(Debug, Clone, Default)]
+pub struct RegionDebug {
+    /// The region.
+    pub region: metapb::Region,
+    /// Applied index.
+    pub applied_index: u64,
+    /// Truncated index.
+    pub truncated_index: u64,
+    /// Last log index.
+    pub last_index: u64,
+    /// Commit index.
+    pub commit_index: u64,
+    /// Current term.
+    pub term: u64,
+    /// Whether this peer leads.
+    pub is_leader: bool,
+    /// CRC32C over keys and values in key order.
+    pub checksum: u64,
+    /// Keys.
+    pub key_count: u64,
+}
+
+/// A region handed from one shard to another of the same store.
+#[derive(Debug)]
+pub struct Handover {
+    /// The region state (with the new handover sequence).
+    pub state: RegionLocalState,
+    /// The apply state.
+    pub apply: RaftApplyState,
+    /// The raft hard state.
+    pub hard_state: eraftpb::HardState,
+    /// Every live raft log entry.
+    pub entries: Vec<eraftpb::Entry>,
+    /// Every user key and value of the region.
+    pub data: Vec<(Bytes, Bytes)>,
+    /// The shard that hands it over.
+    pub from_shard: usize,
+}
+
+/// A handed-over region whose state is durable on this shard.
+#[derive(Debug)]
+pub struct Landed {
+    /// The region state.
+    pub state: RegionLocalState,
+    /// The apply state.
+    pub apply: RaftApplyState,
+    /// The shard it came from.
+    pub from_shard: usize,
+}
+
+/// What the raft loop of a shard handles.
+pub enum Event {
+    /// A raft message for a region on this shard.
+    Raft(Box<RaftMessage>),
+    /// A write to replicate.
+    Write {
+        /// Region.
+        region_id: u64,
+        /// The client's epoch.
+        epoch: RegionEpoch,
+        /// Requests.
+        requests: Vec<raft_cmdpb::Request>,
+        /// Where the result goes.
+        reply: oneshot::Sender<CmdResult>,
+    },
+    /// A read.
+    Read {
+        /// Region.
+        region_id: u64,
+        /// The client's epoch.
+        epoch: RegionEpoch,
+        /// The read.
+        req: ReadRequest,
+        /// Where the result goes.
+        reply: oneshot::Sender<ReadResult>,
+    },
+    /// An operator command.
+    Admin {
+        /// Region.
+        region_id: u64,
+        /// The client's epoch.
+        epoch: RegionEpoch,
+        /// The command.
+        cmd: AdminCmd,
+        /// Where the result goes.
+        reply: oneshot::Sender<CmdResult>,
+    },
+    /// A debug read.
+    Debug {
+        /// Region.
+        region_id: u64,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<RegionDebug, CmdError>>,
+    },
+    /// The raft clock ticked.
+    Tick,
+    /// A ready's appends are durable.
+    Persisted {
+        /// Region.
+        region_id: u64,
+        /// Peer id (the peer may have been replaced meanwhile).
+        peer_id: u64,
+        /// Ready number.
+        number: u64,
+        /// Messages to send now.
+        msgs: Vec<eraftpb::Message>,
+    },
+    /// Entries raft asked for are in the log cache now.
+    EntriesFetched {
+        /// Region.
+        region_id: u64,
+        /// raft's context.
+        ctx: GetEntriesContext,
+    },
+    /// A snapshot finished generating.
+    SnapshotGenerated {
+        /// Region.
+        region_id: u64,
+        /// The snapshot.
+        snap: Result<Box<Snapshot>, String>,
+    },
+    /// A received snapshot's data is durable.
+    SnapshotApplied {
+        /// Region.
+        region_id: u64,
+        /// Peer id.
+        peer_id: u64,
+        /// Ready number.
+        number: u64,
+        /// Messages to send now.
+        msgs: Vec<eraftpb::Message>,
+    },
+    /// The shard's RocksDB flushed: applied indexes up to these are durable.
+    Flushed {
+        /// `(region, applied index at flush start)`.
+        applied: Vec<(u64, u64)>,
+    },
+    /// Split check results: split `region` at `key`.
+    SplitCheckResult {
+        /// Region.
+        region_id: u64,
+        /// Epoch at check time.
+        epoch: RegionEpoch,
+        /// Split key, if the region is too big.
+        split_key: Option<Bytes>,
+        /// Approximate size.
+        size: u64,
+        /// Approximate keys.
+        keys: u64,
+    },
+    /// PD gave ids for a split.
+    SplitIds {
+        /// Region.
+        region_id: u64,
+        /// Epoch when asked.
+        epoch: RegionEpoch,
+        /// Split key.
+        split_key: Bytes,
+        /// New region id.
+        new_region_id: u64,
+        /// New peer ids.
+        new_peer_ids: Vec<u64>,
+        /// The caller waiting (an operator split), if any.
+        reply: Option<oneshot::Sender<CmdResult>>,
+    },
+    /// Hand a region over to another shard (from the placement coordinator).
+    HandoverOut {
+        /// Region.
+        region_id: u64,
+        /// Target shard.
+        to_shard: usize,
+    },
+    /// A region arrives from another shard.
+    HandoverIn(Box<Handover>),
+    /// A region from another shard is durable here: create its peer.
+    HandoverLanded(Box<Landed>),
+    /// The target shard has the region durably: drop ours.
+    HandoverDone {
+        /// Region.
+        region_id: u64,
+    },
+    /// The target shard failed to take the region: resume ours.
+    HandoverFailed {
+        /// Region.
+        region_id: u64,
+    },
+}
+
+/// What shards send each other through their mailboxes.
+pub enum ShardMsg {
+    /// A raft message for a region on the destination shard.
+    Raft(Box<RaftMessage>),
+    /// Hand a region over to another shard (from the placement coordinator).
+    HandoverOut {
+        /// Region.
+        region_id: u64,
+        /// Target shard.
+        to_shard: usize,
+    },
+    /// A region arrives from another shard.
+    HandoverIn(Box<Handover>),
+    /// The target shard has the region durably.
+    HandoverDone {
+        /// Region.
+        region_id: u64,
+    },
+    /// The target shard could not take the region.
+    HandoverFailed {
+        /// Region.
+        region_id: u64,
+    },
+    /// A client request that reached the wrong shard: serve it and send the reply back.
+    Forward {
+        /// Origin shard.
+        from: usize,
+        /// Correlation id at the origin.
+        id: u64,
+        /// The method.
+        method: net::Method,
+        /// The encoded request.
+        payload: Bytes,
+    },
+    /// The reply of a forwarded request.
+    ForwardReply {
+        /// Correlation id.
+        id: u64,
+        /// The encoded response, or a status.
+        result: Result<Bytes, net::proto::rpcpb::Status>,
+    },
+    /// Directory change: `region` now lives on `shard` (`None`: gone from the store).
+    Directory {
+        /// Region.
+        region_id: u64,
+        /// Its shard.
+        shard: Option<usize>,
+    },
+    /// To the coordinator (shard 0): place a region created from a raft message.
+    Place(Box<RaftMessage>),
+    /// To the coordinator: a split created `region` on `shard`; rebalance if useful.
+    Created {
+        /// Region.
+        region_id: u64,
+        /// Shard.
+        shard: usize,
+    },
+    /// Start-up: the regions a shard found on disk, with their handover sequence.
+    Loaded {
+        /// Shard.
+        shard: usize,
+        /// `(region, handover_seq)`.
+        regions: Vec<(u64, u64)>,
+    },
+    /// Start-up: the store's directory, and the regions this shard must drop.
+    StartupPlan {
+        /// Store id.
+        store_id: u64,
+        /// Every region's shard.
+        directory: Vec<(u64, usize)>,
+        /// Regions to drop here (a newer copy lives on another shard).
+        drop: Vec<u64>,
+    },
+}
