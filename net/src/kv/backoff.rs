@@ -14,7 +14,8 @@
 //! and [`KvError::DeadlineExceeded`] names the last error instead. The type is pure (time is
 //! passed in), so it is tested without sleeping; the client does the sleeping.
 
-use std::time::{Duration, Instant};
+use std::cell::Cell;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::error::KvError;
 
@@ -95,9 +96,7 @@ impl Backoffer {
 
     /// A backoffer whose deadline is `deadline` after `start`, with jitter.
     pub fn starting_at(start: Instant, deadline: Duration) -> Self {
-        // Seed from the clock and the address of a local: distinct enough per operation.
-        let marker = 0u8;
-        let seed = start.elapsed().as_nanos() as u64 ^ (&marker as *const u8 as u64) ^ 0x9e37_79b9_7f4a_7c15;
+        let seed = next_seed();
         Backoffer {
             start,
             deadline,
@@ -185,6 +184,26 @@ impl Backoffer {
         let half = nanos / 2;
         Duration::from_nanos(half + *state % (nanos - half + 1))
     }
+}
+
+thread_local! {
+    static SEED: Cell<u64> = Cell::new(
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
+    );
+}
+
+/// A distinct jitter seed per backoffer (splitmix64 over a per-thread counter), so that
+/// operations failing together do not wait alike.
+fn next_seed() -> u64 {
+    let x = SEED.with(|s| {
+        let v = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        s.set(v);
+        v
+    });
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

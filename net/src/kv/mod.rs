@@ -45,7 +45,6 @@ pub use backoff::{BackoffKind, Backoffer};
 pub use cache::{CachedRegion, RegionCache, StoreCache};
 pub use client::{KvClient, KvConfig};
 pub use error::KvError;
-pub use feedback::{Retry, Sent};
 pub use raw::CasResult;
 pub use route::{Route, RouteSource};
 pub use stats::{KvStats, RetryCause};
