@@ -1,7 +1,8 @@
 //! Compiles `proto/*.proto` with prost. raft-rs's own `eraftpb` types are reused as they are.
 
 fn main() {
-    let protos = ["metapb", "errorpb", "kvrpcpb", "pdpb", "raft_serverpb", "rpcpb", "raft_cmdpb", "adminpb"].map(|p| format!("proto/{p}.proto"));
+    let protos = ["metapb", "errorpb", "kvrpcpb", "pdpb", "raft_serverpb", "rpcpb", "raft_cmdpb", "adminpb"]
+        .map(|p| format!("proto/{p}.proto"));
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -6,9 +6,8 @@
 //!   leave in one write.
 //! * [`server`]: the accept loop run on every shard and the `Service` trait.
 //! * [`client`]: client connections with many calls in flight, and a per-shard pool.
-//!
-//! The routing client (region cache, leader and shard routing, backoff) comes with the
-//! replicated store.
+//! * [`kv`]: the routing client — region cache, leader and shard routing, retries with
+//!   backoff — for the raw KV API and operator commands.
 
 #![warn(missing_docs)]
 
@@ -16,6 +15,7 @@ pub mod client;
 pub mod conn;
 pub mod error;
 pub mod frame;
+pub mod kv;
 pub mod proto;
 pub mod server;
 

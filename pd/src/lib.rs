@@ -6,7 +6,8 @@
 //! * [`tso`]: the timestamp oracle (`physical_ms << 18 | logical`), persisted 3 s ahead;
 //! * [`id_alloc`]: ids persisted in steps of 1000;
 //! * [`storage`]: PD's RocksDB;
-//! * [`client`]: the PD client with reconnect/backoff and batched TSO.
+//! * [`client`]: the PD client with reconnect/backoff and batched TSO;
+//! * [`route`]: the PD client as the KV client's `net::kv::RouteSource`.
 //!
 //! Binaries: `percore-pd` (the server) and `percore-ctl` (the operator CLI).
 //! Scheduling (operators, balance, replica repair) comes in a later issue.
@@ -18,6 +19,7 @@ pub mod embedded;
 pub mod error;
 pub mod id_alloc;
 pub mod region_tree;
+pub mod route;
 pub mod server;
 pub mod storage;
 pub mod tso;

@@ -1,5 +1,8 @@
 //! `percore-ctl`: the operator CLI.
 
+#[path = "percore-ctl/kv.rs"]
+mod kv;
+
 use clap::{Parser, Subcommand};
 use net::proto::metapb::{Region, Store};
 use pd::{PdClient, PdClientConfig, RegionRoute};
@@ -46,6 +49,8 @@ enum Command {
     Tso,
     /// A fresh id from the ID allocator.
     AllocId,
+    #[command(flatten)]
+    Kv(kv::KvCommand),
 }
 
 fn main() {
@@ -213,6 +218,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 println!("{id}");
             }
         }
+        Command::Kv(cmd) => kv::run(&pd, cmd, cli.json).await?,
     }
     Ok(())
 }
