@@ -7,7 +7,9 @@
 //! over from another shard, bootstrap) use the WAL with sync, on the blocking pool. Flushes
 //! (which make WAL-less writes durable) also run on the blocking pool.
 
+use std::cell::{Ref, RefCell};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use prost::Message;
@@ -17,10 +19,12 @@ use crate::error::{Result, StoreError};
 use crate::keys;
 use net::proto::raft_serverpb::{RaftApplyState, RegionLocalState};
 
-/// A shard's RocksDB. Cheap to clone.
+/// A shard's RocksDB. Cheap to clone; shard-local. [`KvEngine::close`] releases the database
+/// even while clones remain (tasks left over from a stopped shard then get
+/// `StoreError::ShuttingDown`), so that a restart in the same process can open it again.
 #[derive(Clone)]
 pub struct KvEngine {
-    db: Arc<DB>,
+    slot: Rc<RefCell<Option<Arc<DB>>>>,
     path: PathBuf,
 }
 
@@ -50,7 +54,21 @@ impl KvEngine {
         table.set_block_cache(cache);
         opts.set_block_based_table_factory(&table);
         let db = DB::open(&opts, path).map_err(|e| StoreError::Engine(format!("open {}: {e}", path.display())))?;
-        Ok(KvEngine { db: Arc::new(db), path: path.to_path_buf() })
+        Ok(KvEngine { slot: Rc::new(RefCell::new(Some(Arc::new(db)))), path: path.to_path_buf() })
+    }
+
+    fn db(&self) -> Result<Ref<'_, Arc<DB>>> {
+        Ref::filter_map(self.slot.borrow(), |s| s.as_ref()).map_err(|_| StoreError::ShuttingDown)
+    }
+
+    fn db_arc(&self) -> Result<Arc<DB>> {
+        Ok(self.db()?.clone())
+    }
+
+    /// Releases the database (flushing nothing: WAL-less writes not flushed are replayed
+    /// from the raft log at the next open).
+    pub fn close(&self) {
+        self.slot.borrow_mut().take();
     }
 
     /// The database directory.
@@ -60,7 +78,7 @@ impl KvEngine {
 
     /// Reads a key.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.db.get(key).map_err(engine_err)
+        self.db()?.get(key).map_err(engine_err)
     }
 
     /// Reads a key from memory only (memtable and block cache); `Ok(None)` in the outer
@@ -68,7 +86,7 @@ impl KvEngine {
     pub fn get_cached(&self, key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
         let mut ro = ReadOptions::default();
         ro.set_read_tier(rocksdb::ReadTier::BlockCache);
-        match self.db.get_opt(key, &ro) {
+        match self.db()?.get_opt(key, &ro) {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => Ok(None),
             Err(e) => Err(engine_err(e)),
@@ -77,7 +95,7 @@ impl KvEngine {
 
     /// Reads a key on the blocking pool.
     pub async fn get_blocking(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>> {
-        let db = self.db.clone();
+        let db = self.db_arc()?;
         glommio::executor().spawn_blocking(move || db.get(key).map_err(engine_err)).await
     }
 
@@ -96,13 +114,14 @@ impl KvEngine {
         wo.set_no_slowdown(true);
         // The batch is consumed by write_opt; keep its bytes for the retry.
         let data = batch.data().to_vec();
-        match self.db.write_opt(batch, &wo) {
+        let db = self.db()?;
+        match db.write_opt(batch, &wo) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => {
                 tracing::debug!(path = %self.path.display(), "RocksDB write stall; retrying blocking");
                 let mut wo = WriteOptions::default();
                 wo.disable_wal(true);
-                self.db.write_opt(WriteBatch::from_data(&data), &wo).map_err(engine_err)
+                db.write_opt(WriteBatch::from_data(&data), &wo).map_err(engine_err)
             }
             Err(e) => Err(engine_err(e)),
         }
@@ -110,7 +129,7 @@ impl KvEngine {
 
     /// Writes a batch durably (WAL + sync) on the blocking pool.
     pub async fn write_durable(&self, batch: WriteBatch) -> Result<()> {
-        let db = self.db.clone();
+        let db = self.db_arc()?;
         let data = batch.data().to_vec();
         glommio::executor()
             .spawn_blocking(move || {
@@ -125,13 +144,13 @@ impl KvEngine {
     pub fn write_durable_blocking(&self, batch: WriteBatch) -> Result<()> {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.write_opt(batch, &wo).map_err(engine_err)
+        self.db()?.write_opt(batch, &wo).map_err(engine_err)
     }
 
     /// Flushes memtables to SST files on the blocking pool: every write made before the call
     /// is durable when it returns.
     pub async fn flush(&self) -> Result<()> {
-        let db = self.db.clone();
+        let db = self.db_arc()?;
         glommio::executor().spawn_blocking(move || db.flush().map_err(engine_err)).await
     }
 
@@ -139,7 +158,8 @@ impl KvEngine {
     pub fn load_regions(&self) -> Result<Vec<(u64, StoredRegion)>> {
         let mut out: Vec<(u64, StoredRegion)> = Vec::new();
         let mode = IteratorMode::From(keys::REGION_META_PREFIX, Direction::Forward);
-        for item in self.db.iterator(mode) {
+        let db = self.db()?;
+        for item in db.iterator(mode) {
             let (k, v) = item.map_err(engine_err)?;
             if &*k >= keys::REGION_META_END {
                 break;
@@ -164,7 +184,8 @@ impl KvEngine {
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(lo.clone());
         ro.set_iterate_upper_bound(hi.clone());
-        let mut it = self.db.raw_iterator_opt(ro);
+        let db = self.db()?;
+        let mut it = db.raw_iterator_opt(ro);
         if reverse {
             it.seek_to_last();
         } else {
@@ -185,12 +206,13 @@ impl KvEngine {
     }
 
     /// A consistent view of the database as of now, usable from another thread.
-    pub fn snapshot(&self) -> OwnedSnapshot {
-        let snap = self.db.snapshot();
+    pub fn snapshot(&self) -> Result<OwnedSnapshot> {
+        let db = self.db_arc()?;
+        let snap = db.snapshot();
         // SAFETY: the snapshot borrows the DB, which `_db` keeps alive for as long as the
         // snapshot (fields drop in declaration order: `snap` first).
         let snap: rocksdb::Snapshot<'static> = unsafe { std::mem::transmute(snap) };
-        OwnedSnapshot { snap, _db: self.db.clone() }
+        Ok(OwnedSnapshot { snap, _db: db.clone() })
     }
 }
 

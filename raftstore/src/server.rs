@@ -292,6 +292,7 @@ async fn run_shard(
     raft_loop.await;
     server.await;
     ctx.outbox.flush().await;
+    ctx.engine.close();
     log.close().await?;
     Ok(())
 }

@@ -233,6 +233,7 @@ impl StoreService {
                 self.admin(&r.context, AdminCmd::Split { split_key: r.split_key }).await
             })
             .await,
+            Method::DebugRegion => typed(payload, |r: RegionDebugRequest| async { self.debug(r).await }).await,
             other => Err(status(StatusCode::Unimplemented, format!("the store does not serve {other:?}"))),
         }
     }
@@ -255,6 +256,7 @@ impl StoreService {
             Method::AdminChangePeer => ctx_of(payload, |r: adminpb::ChangePeerRequest| r.context),
             Method::AdminTransferLeader => ctx_of(payload, |r: adminpb::TransferLeaderRequest| r.context),
             Method::AdminSplit => ctx_of(payload, |r: adminpb::SplitRegionRequest| r.context),
+            Method::DebugRegion => RegionDebugRequest::decode(payload.clone()).ok().map(|r| r.region_id),
             _ => None,
         }
     }
@@ -320,7 +322,6 @@ impl Service for ShardService {
                     }
                     Ok(Done {}.encode_to_vec().into())
                 }
-                Method::DebugRegion => typed(payload, |r: RegionDebugRequest| async { svc.debug(r).await }).await,
                 _ => {
                     let region = StoreService::request_region(method, &payload);
                     match region.and_then(|r| svc.ctx.shard_of(r).map(|s| (r, s))) {

@@ -265,10 +265,19 @@ impl raft::Storage for PeerStorage {
         Ok(self.last_index_inner())
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let mut s = self.snap.borrow_mut();
+        // A snapshot is only usable by peers in its configuration: one taken before `to` was
+        // added would be refused by it.
+        // It must also cover everything the log no longer has, or the follower cannot use it.
+        let truncated = self.truncated().0;
+        let usable = |snap: &Snapshot| {
+            let cs = snap.metadata.as_ref().and_then(|m| m.conf_state.as_ref());
+            snap.get_metadata().index >= request_index.max(truncated)
+                && cs.is_some_and(|cs| cs.voters.contains(&to) || cs.learners.contains(&to))
+        };
         match &*s {
-            SnapState::Ready(snap) if snap.get_metadata().index >= request_index => Ok((**snap).clone()),
+            SnapState::Ready(snap) if usable(snap) => Ok((**snap).clone()),
             SnapState::Generating | SnapState::Requested => {
                 Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
             }

@@ -1,6 +1,10 @@
 //! # percore-tests — cross-crate integration and fault-injection suites
 //!
-//! This crate will hold the in-process cluster harness (N stores × M shards, transport
-//! filters, stop/restart from disk), the process-level kill tests and the linearizability
-//! checks (DESIGN.md, "Workspace layout"). The foundation's own tests live next to its code in
-//! `core-shard/tests/`.
+//! [`cluster`] is the in-process cluster harness: a PD and N stores × M shards in one
+//! process, real TCP on loopback, real RocksDB and raft logs in a temporary directory,
+//! transport filters (drop a share of raft messages, partition stores into sets, isolate
+//! one), and stopping/restarting a store from its disk. The suites live in `tests/tests/`.
+
+pub mod cluster;
+pub mod filter;
+pub mod workload;

@@ -12,7 +12,7 @@ pub mod read;
 pub mod ready;
 pub mod snapshot;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use core_shard::oneshot;
@@ -76,6 +76,9 @@ pub struct Peer {
     pub unpersisted: u64,
     /// The shard this region is being handed to (proposals refused meanwhile).
     pub handover_to: Option<usize>,
+    /// Peers learned from messages: an uninitialized peer does not know its region's peers
+    /// yet but must answer the leader.
+    pub peer_cache: HashMap<u64, metapb::Peer>,
 }
 
 /// Bridges raft-rs's slog logging to `tracing` (at debug level: raft is chatty).
@@ -139,6 +142,7 @@ impl Peer {
             applying_snapshot: false,
             unpersisted: 0,
             handover_to: None,
+            peer_cache: HashMap::new(),
         })
     }
 
@@ -173,9 +177,16 @@ impl Peer {
         self.region().peers.iter().find(|p| p.id == id).cloned()
     }
 
-    /// The peer with id `id` in the region.
+    /// The peer with id `id` in the region (or learned from its messages).
     pub fn peer_by_id(&self, id: u64) -> Option<&metapb::Peer> {
-        self.region().peers.iter().find(|p| p.id == id)
+        self.region().peers.iter().find(|p| p.id == id).or_else(|| self.peer_cache.get(&id))
+    }
+
+    /// Remembers the sender of a message.
+    pub fn learn_peer(&mut self, p: &metapb::Peer) {
+        if p.id != 0 && !self.peer_cache.contains_key(&p.id) {
+            self.peer_cache.insert(p.id, p.clone());
+        }
     }
 
     /// Whether the region has data (not waiting for its first snapshot).

@@ -40,8 +40,8 @@ impl Peer {
                 return;
             }
         };
+        let Ok(snap) = ctx.engine.snapshot() else { return };
         store.set_snap_state(SnapState::Generating);
-        let snap = ctx.engine.snapshot();
         let ctx2 = ctx.clone();
         glommio::spawn_local_into(
             async move {
@@ -62,6 +62,7 @@ impl Peer {
                         let mut s = Snapshot { data: data.encode_to_vec(), ..Default::default() };
                         s.metadata = Some(SnapshotMetadata { conf_state: Some(conf_state_of(&region)), index: applied, term });
                         tracing::info!(region_id, index = applied, keys = n, bytes = s.data.len(), "snapshot generated");
+                        ctx2.shared.snapshots_generated.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         Ok(Box::new(s))
                     }
                     Err(e) => Err(e.to_string()),
@@ -121,15 +122,11 @@ impl Peer {
         let state = RegionLocalState { state: PeerState::Normal as i32, region: Some(region.clone()), handover_seq: self.handover_seq };
         put_msg(&mut wb, &keys::region_state_key(region_id), &state);
         put_msg(&mut wb, &keys::apply_state_key(region_id), &apply);
-        let was_initialized = self.is_initialized();
         let store = self.raw_node.mut_store();
         store.set_region(region);
         *store.apply_state_mut() = apply;
         store.set_snap_state(SnapState::Idle);
         self.applying_snapshot = true;
-        if !was_initialized {
-            ctx.count_region(0);
-        }
         let hs = self.raw_node.raft.hard_state();
         let hs = LogHardState { term: hs.term, vote: hs.vote, commit: hs.commit };
         let log_entries: Vec<_> = entries.iter().map(encode_entry).collect();
@@ -155,7 +152,10 @@ impl Peer {
                 });
             match reset {
                 Ok(durable) => match durable.await {
-                    Ok(()) => ctx2.push(Event::SnapshotApplied { region_id, peer_id, number, msgs }),
+                    Ok(()) => {
+                        ctx2.shared.snapshots_applied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        ctx2.push(Event::SnapshotApplied { region_id, peer_id, number, msgs })
+                    }
                     Err(e) => tracing::error!(region_id, "raft log reset failed: {e}"),
                 },
                 Err(e) => tracing::error!(region_id, "raft log reset refused: {e}"),

@@ -40,6 +40,10 @@ pub struct StoreShared {
     filter: RwLock<Option<Arc<dyn TransportFilter>>>,
     /// Set when the store is stopping.
     pub stopping: AtomicBool,
+    /// Snapshots this store applied (received).
+    pub snapshots_applied: AtomicU64,
+    /// Snapshots this store generated (to send).
+    pub snapshots_generated: AtomicU64,
 }
 
 impl StoreShared {
@@ -53,6 +57,8 @@ impl StoreShared {
             has_filter: AtomicBool::new(false),
             filter: RwLock::new(None),
             stopping: AtomicBool::new(false),
+            snapshots_applied: AtomicU64::new(0),
+            snapshots_generated: AtomicU64::new(0),
         })
     }
 

@@ -50,6 +50,9 @@ impl Shard {
             return;
         }
         let Some(peer) = self.peers.get_mut(&region_id) else { return };
+        if let Some(from) = &m.from_peer {
+            peer.learn_peer(from);
+        }
         if let Err(e) = peer.step(msg) {
             tracing::debug!(region_id, "step failed: {e}");
         }

@@ -162,6 +162,7 @@ impl Shard {
         if p.paused || p.applying_snapshot || p.unpersisted > 0 || !p.proposals.is_empty() || p.raw_node.has_ready() {
             return;
         }
+        let Ok(snap) = self.ctx.engine.snapshot() else { return };
         p.paused = true;
         p.lease.expire();
         let store = p.raw_node.store();
@@ -175,7 +176,6 @@ impl Shard {
             region: Some(region.clone()),
             handover_seq: p.handover_seq + 1,
         };
-        let snap = self.ctx.engine.snapshot();
         let ctx = self.ctx.clone();
         self.handovers_in_flight.insert(region_id);
         tracing::info!(region_id, from = ctx.shard_id, to, "handing region over");

@@ -133,7 +133,7 @@ impl Shard {
             }
             let region = p.region().clone();
             let epoch = p.epoch();
-            let snap = self.ctx.engine.snapshot();
+            let Ok(snap) = self.ctx.engine.snapshot() else { return };
             let ctx = self.ctx.clone();
             let (size, keys) = (cfg.split.region_split_size, cfg.split.region_split_keys);
             let task = async move {
