@@ -17,27 +17,28 @@ impl PdServer {
     pub fn start(dir: PathBuf, addr: &str, placement: ShardPlacement) -> Result<PdServer, String> {
         let (ready_tx, ready_rx) = flume::bounded::<Result<String, String>>(1);
         let addr = addr.to_string();
-        let pool = ShardPool::<(), ()>::start(PoolConfig::new("pd", placement), move |shard| {
-            let (addr, dir, ready) = (addr.clone(), dir.clone(), ready_tx.clone());
-            async move {
-                let pd = match crate::Pd::open(&dir) {
-                    Ok(pd) => pd,
-                    Err(e) => return drop(ready.send(Err(e.to_string()))),
-                };
-                let listener = match glommio::net::TcpListener::bind(addr.as_str()) {
-                    Ok(l) => l,
-                    Err(e) => return drop(ready.send(Err(format!("cannot listen on {addr}: {e}")))),
-                };
-                let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
-                let stop = shard.shutdown.clone();
-                let server = crate::server::spawn_server(pd, listener, net::ConnConfig::default(), async move {
-                    stop.wait().await
-                });
-                let _ = ready.send(Ok(local));
-                server.await;
-            }
-        })
-        .map_err(|e| e.to_string())?;
+        let pool =
+            ShardPool::<(), ()>::start(PoolConfig::new("pd", placement), move |shard| {
+                let (addr, dir, ready) = (addr.clone(), dir.clone(), ready_tx.clone());
+                async move {
+                    let pd = match crate::Pd::open(&dir) {
+                        Ok(pd) => pd,
+                        Err(e) => return drop(ready.send(Err(e.to_string()))),
+                    };
+                    let listener = match glommio::net::TcpListener::bind(addr.as_str()) {
+                        Ok(l) => l,
+                        Err(e) => return drop(ready.send(Err(format!("cannot listen on {addr}: {e}")))),
+                    };
+                    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+                    let stop = shard.shutdown.clone();
+                    let server = crate::server::spawn_server(pd, listener, net::ConnConfig::default(), async move {
+                        stop.wait().await
+                    });
+                    let _ = ready.send(Ok(local));
+                    server.await;
+                }
+            })
+            .map_err(|e| e.to_string())?;
         let mut server = PdServer { addr: String::new(), pool: Some(pool) };
         match ready_rx.recv_timeout(std::time::Duration::from_secs(60)) {
             Ok(Ok(a)) => {

@@ -25,6 +25,6 @@ pub mod storage;
 pub mod tso;
 
 pub use client::{PdClient, PdClientConfig, RegionRoute};
-pub use error::{PdError, Result};
 pub use embedded::PdServer;
+pub use error::{PdError, Result};
 pub use server::Pd;

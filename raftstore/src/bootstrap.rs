@@ -49,7 +49,9 @@ impl Ident {
         let mut id = Ident { cluster_id: 0, store_id: 0, shards: 0, pending_region: None };
         for line in text.lines() {
             let Some((k, v)) = line.split_once('=') else { continue };
-            let num = |v: &str| v.trim().parse::<u64>().map_err(|_| StoreError::Identity(format!("bad store.ident line {line:?}")));
+            let num = |v: &str| {
+                v.trim().parse::<u64>().map_err(|_| StoreError::Identity(format!("bad store.ident line {line:?}")))
+            };
             match k.trim() {
                 "cluster_id" => id.cluster_id = num(v)?,
                 "store_id" => id.store_id = num(v)?,

@@ -55,7 +55,10 @@ pub fn server_is_busy(reason: &str, backoff_ms: u64) -> CmdError {
 
 /// The region lives on another shard of this store.
 pub fn wrong_shard(region_id: u64, shard: usize) -> CmdError {
-    err(format!("region {region_id} is on shard {shard}"), Kind::WrongShard(WrongShard { region_id, shard: shard as u32 }))
+    err(
+        format!("region {region_id} is on shard {shard}"),
+        Kind::WrongShard(WrongShard { region_id, shard: shard as u32 }),
+    )
 }
 
 /// Whether a request's epoch is stale against the region's: `check_conf_ver` for membership

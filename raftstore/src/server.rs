@@ -121,10 +121,15 @@ impl Drop for StoreHandle {
 /// Resolves the shard placement from the configuration.
 pub fn placement_of(cfg: &Config) -> Result<ShardPlacement> {
     let cpus: Option<CpuList> = match &cfg.cpus {
-        Some(s) => Some(s.parse().map_err(|e: core_shard::placement::PlacementError| StoreError::Identity(e.to_string()))?),
+        Some(s) => {
+            Some(s.parse().map_err(|e: core_shard::placement::PlacementError| StoreError::Identity(e.to_string()))?)
+        }
         None => None,
     };
-    let policy: PlacementPolicy = cfg.placement.parse().map_err(|e: core_shard::placement::PlacementError| StoreError::Identity(e.to_string()))?;
+    let policy: PlacementPolicy = cfg
+        .placement
+        .parse()
+        .map_err(|e: core_shard::placement::PlacementError| StoreError::Identity(e.to_string()))?;
     // An existing store keeps its shard count.
     let shards = match crate::bootstrap::Ident::load(&cfg.data_dir)? {
         Some(id) => Some(cfg.shards.unwrap_or(id.shards)),
@@ -147,7 +152,8 @@ pub fn start_store(cfg: Config, pd_endpoints: Vec<String>) -> Result<StoreHandle
     let shared2 = shared.clone();
     let cfg = Arc::new(cfg);
     let pool = ShardPool::<ShardMsg, std::result::Result<(), String>>::start(pool_cfg, move |shard| {
-        let (cfg, shared, cache, ready, pd) = (cfg.clone(), shared2.clone(), cache.clone(), ready_tx.clone(), pd_endpoints.clone());
+        let (cfg, shared, cache, ready, pd) =
+            (cfg.clone(), shared2.clone(), cache.clone(), ready_tx.clone(), pd_endpoints.clone());
         async move {
             let id = shard.id;
             let r = run_shard(shard, (*cfg).clone(), shared, cache, pd, ready.clone()).await;
@@ -285,7 +291,8 @@ async fn run_shard(
         })
         .detach();
     }
-    let raft_loop = ctx.queues.spawn_latency(Shard::new(ctx.clone(), peers).run()).map_err(|e| StoreError::Io(e.to_string()))?;
+    let raft_loop =
+        ctx.queues.spawn_latency(Shard::new(ctx.clone(), peers).run()).map_err(|e| StoreError::Io(e.to_string()))?;
     shard.shutdown.wait().await;
     ctx.shared.stopping.store(true, Ordering::SeqCst);
     ctx.push(Event::Tick);
@@ -433,4 +440,3 @@ fn spawn_store_heartbeats(ctx: Rc<ShardCtx>) {
     })
     .detach();
 }
-

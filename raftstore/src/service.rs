@@ -80,7 +80,13 @@ impl StoreService {
         match rx.await.unwrap_or_else(|_| Err(crate::region_error::server_is_busy("shard stopped", 100))) {
             Ok(r) => {
                 let a = r.admin.unwrap_or_default();
-                AdminResponse { region_error: None, error: String::new(), region: a.region, left: a.left, right: a.right }
+                AdminResponse {
+                    region_error: None,
+                    error: String::new(),
+                    region: a.region,
+                    left: a.left,
+                    right: a.right,
+                }
             }
             Err(e) => {
                 let (region_error, error) = split_err(e);
@@ -113,126 +119,167 @@ impl StoreService {
     /// Serves a KV or admin request here (the region is on this shard or unknown to it).
     pub async fn serve_local(&self, method: Method, payload: Bytes) -> HandlerResult {
         match method {
-            Method::RawGet => typed(payload, |r: RawGetRequest| async move {
-                match self.read(&r.context, ReadRequest::Get { key: r.key }).await {
-                    Ok(mut v) => {
-                        let value = v.pop().and_then(|(_, v)| v);
-                        RawGetResponse { not_found: value.is_none(), value: value.unwrap_or_default(), ..Default::default() }
-                    }
-                    Err(e) => {
-                        let (region_error, error) = split_err(e);
-                        RawGetResponse { region_error, error, ..Default::default() }
-                    }
-                }
-            })
-            .await,
-            Method::RawBatchGet => typed(payload, |r: RawBatchGetRequest| async move {
-                match self.read(&r.context, ReadRequest::BatchGet { keys: r.keys }).await {
-                    Ok(v) => RawBatchGetResponse {
-                        pairs: v.into_iter().filter_map(|(key, v)| v.map(|value| KvPair { key, value })).collect(),
-                        ..Default::default()
-                    },
-                    Err(e) => {
-                        let (region_error, error) = split_err(e);
-                        RawBatchGetResponse { region_error, error, ..Default::default() }
-                    }
-                }
-            })
-            .await,
-            Method::RawScan => typed(payload, |r: RawScanRequest| async move {
-                let req = ReadRequest::Scan {
-                    start: r.start_key,
-                    end: r.end_key,
-                    limit: r.limit,
-                    reverse: r.reverse,
-                    key_only: r.key_only,
-                };
-                match self.read(&r.context, req).await {
-                    Ok(v) => RawScanResponse {
-                        pairs: v.into_iter().map(|(key, v)| KvPair { key, value: v.unwrap_or_default() }).collect(),
-                        ..Default::default()
-                    },
-                    Err(e) => {
-                        let (region_error, error) = split_err(e);
-                        RawScanResponse { region_error, error, ..Default::default() }
-                    }
-                }
-            })
-            .await,
-            Method::RawPut => typed(payload, |r: RawPutRequest| async move {
-                let (region_error, error) = self.write(&r.context, vec![put(r.key, r.value)]).await.err().map(split_err).unwrap_or_default();
-                RawPutResponse { region_error, error, shard_hint: None }
-            })
-            .await,
-            Method::RawBatchPut => typed(payload, |r: RawBatchPutRequest| async move {
-                let reqs = r.pairs.into_iter().map(|p| put(p.key, p.value)).collect();
-                let (region_error, error) = self.write(&r.context, reqs).await.err().map(split_err).unwrap_or_default();
-                RawBatchPutResponse { region_error, error, shard_hint: None }
-            })
-            .await,
-            Method::RawDelete => typed(payload, |r: RawDeleteRequest| async move {
-                let (region_error, error) = self.write(&r.context, vec![delete(r.key)]).await.err().map(split_err).unwrap_or_default();
-                RawDeleteResponse { region_error, error, shard_hint: None }
-            })
-            .await,
-            Method::RawBatchDelete => typed(payload, |r: RawBatchDeleteRequest| async move {
-                let reqs = r.keys.into_iter().map(delete).collect();
-                let (region_error, error) = self.write(&r.context, reqs).await.err().map(split_err).unwrap_or_default();
-                RawBatchDeleteResponse { region_error, error, shard_hint: None }
-            })
-            .await,
-            Method::RawDeleteRange => typed(payload, |r: RawDeleteRangeRequest| async move {
-                let req = Request {
-                    cmd_type: CmdType::DeleteRange as i32,
-                    delete_range: Some(raft_cmdpb::DeleteRangeRequest { start_key: r.start_key, end_key: r.end_key }),
-                    ..Default::default()
-                };
-                let (region_error, error) = self.write(&r.context, vec![req]).await.err().map(split_err).unwrap_or_default();
-                RawDeleteRangeResponse { region_error, error, shard_hint: None }
-            })
-            .await,
-            Method::RawCas => typed(payload, |r: RawCasRequest| async move {
-                let req = Request {
-                    cmd_type: CmdType::Cas as i32,
-                    cas: Some(raft_cmdpb::CasRequest {
-                        key: r.key,
-                        value: r.value,
-                        previous_not_exist: r.previous_not_exist,
-                        previous_value: r.previous_value,
-                        delete: r.delete,
-                    }),
-                    ..Default::default()
-                };
-                match self.write(&r.context, vec![req]).await {
-                    Ok(mut resp) => {
-                        let c = resp.responses.pop().and_then(|r| r.cas).unwrap_or_default();
-                        RawCasResponse {
-                            succeed: c.succeed,
-                            previous_not_exist: c.previous_not_exist,
-                            previous_value: c.previous_value,
-                            ..Default::default()
+            Method::RawGet => {
+                typed(payload, |r: RawGetRequest| async move {
+                    match self.read(&r.context, ReadRequest::Get { key: r.key }).await {
+                        Ok(mut v) => {
+                            let value = v.pop().and_then(|(_, v)| v);
+                            RawGetResponse {
+                                not_found: value.is_none(),
+                                value: value.unwrap_or_default(),
+                                ..Default::default()
+                            }
+                        }
+                        Err(e) => {
+                            let (region_error, error) = split_err(e);
+                            RawGetResponse { region_error, error, ..Default::default() }
                         }
                     }
-                    Err(e) => {
-                        let (region_error, error) = split_err(e);
-                        RawCasResponse { region_error, error, ..Default::default() }
+                })
+                .await
+            }
+            Method::RawBatchGet => {
+                typed(payload, |r: RawBatchGetRequest| async move {
+                    match self.read(&r.context, ReadRequest::BatchGet { keys: r.keys }).await {
+                        Ok(v) => RawBatchGetResponse {
+                            pairs: v.into_iter().filter_map(|(key, v)| v.map(|value| KvPair { key, value })).collect(),
+                            ..Default::default()
+                        },
+                        Err(e) => {
+                            let (region_error, error) = split_err(e);
+                            RawBatchGetResponse { region_error, error, ..Default::default() }
+                        }
                     }
-                }
-            })
-            .await,
-            Method::AdminChangePeer => typed(payload, |r: adminpb::ChangePeerRequest| async move {
-                let change_type = raft_cmdpb::ConfChangeType::from_i32(r.change_type).unwrap_or(raft_cmdpb::ConfChangeType::AddNode);
-                self.admin(&r.context, AdminCmd::ChangePeer { change_type, peer: r.peer.unwrap_or_default() }).await
-            })
-            .await,
-            Method::AdminTransferLeader => typed(payload, |r: adminpb::TransferLeaderRequest| async move {
-                self.admin(&r.context, AdminCmd::TransferLeader { peer: r.peer.unwrap_or_default() }).await
-            })
-            .await,
-            Method::AdminSplit => typed(payload, |r: adminpb::SplitRegionRequest| async move {
-                self.admin(&r.context, AdminCmd::Split { split_key: r.split_key }).await
-            })
-            .await,
+                })
+                .await
+            }
+            Method::RawScan => {
+                typed(payload, |r: RawScanRequest| async move {
+                    let req = ReadRequest::Scan {
+                        start: r.start_key,
+                        end: r.end_key,
+                        limit: r.limit,
+                        reverse: r.reverse,
+                        key_only: r.key_only,
+                    };
+                    match self.read(&r.context, req).await {
+                        Ok(v) => RawScanResponse {
+                            pairs: v.into_iter().map(|(key, v)| KvPair { key, value: v.unwrap_or_default() }).collect(),
+                            ..Default::default()
+                        },
+                        Err(e) => {
+                            let (region_error, error) = split_err(e);
+                            RawScanResponse { region_error, error, ..Default::default() }
+                        }
+                    }
+                })
+                .await
+            }
+            Method::RawPut => {
+                typed(payload, |r: RawPutRequest| async move {
+                    let (region_error, error) = self
+                        .write(&r.context, vec![put(r.key, r.value)])
+                        .await
+                        .err()
+                        .map(split_err)
+                        .unwrap_or_default();
+                    RawPutResponse { region_error, error, shard_hint: None }
+                })
+                .await
+            }
+            Method::RawBatchPut => {
+                typed(payload, |r: RawBatchPutRequest| async move {
+                    let reqs = r.pairs.into_iter().map(|p| put(p.key, p.value)).collect();
+                    let (region_error, error) =
+                        self.write(&r.context, reqs).await.err().map(split_err).unwrap_or_default();
+                    RawBatchPutResponse { region_error, error, shard_hint: None }
+                })
+                .await
+            }
+            Method::RawDelete => {
+                typed(payload, |r: RawDeleteRequest| async move {
+                    let (region_error, error) =
+                        self.write(&r.context, vec![delete(r.key)]).await.err().map(split_err).unwrap_or_default();
+                    RawDeleteResponse { region_error, error, shard_hint: None }
+                })
+                .await
+            }
+            Method::RawBatchDelete => {
+                typed(payload, |r: RawBatchDeleteRequest| async move {
+                    let reqs = r.keys.into_iter().map(delete).collect();
+                    let (region_error, error) =
+                        self.write(&r.context, reqs).await.err().map(split_err).unwrap_or_default();
+                    RawBatchDeleteResponse { region_error, error, shard_hint: None }
+                })
+                .await
+            }
+            Method::RawDeleteRange => {
+                typed(payload, |r: RawDeleteRangeRequest| async move {
+                    let req = Request {
+                        cmd_type: CmdType::DeleteRange as i32,
+                        delete_range: Some(raft_cmdpb::DeleteRangeRequest {
+                            start_key: r.start_key,
+                            end_key: r.end_key,
+                        }),
+                        ..Default::default()
+                    };
+                    let (region_error, error) =
+                        self.write(&r.context, vec![req]).await.err().map(split_err).unwrap_or_default();
+                    RawDeleteRangeResponse { region_error, error, shard_hint: None }
+                })
+                .await
+            }
+            Method::RawCas => {
+                typed(payload, |r: RawCasRequest| async move {
+                    let req = Request {
+                        cmd_type: CmdType::Cas as i32,
+                        cas: Some(raft_cmdpb::CasRequest {
+                            key: r.key,
+                            value: r.value,
+                            previous_not_exist: r.previous_not_exist,
+                            previous_value: r.previous_value,
+                            delete: r.delete,
+                        }),
+                        ..Default::default()
+                    };
+                    match self.write(&r.context, vec![req]).await {
+                        Ok(mut resp) => {
+                            let c = resp.responses.pop().and_then(|r| r.cas).unwrap_or_default();
+                            RawCasResponse {
+                                succeed: c.succeed,
+                                previous_not_exist: c.previous_not_exist,
+                                previous_value: c.previous_value,
+                                ..Default::default()
+                            }
+                        }
+                        Err(e) => {
+                            let (region_error, error) = split_err(e);
+                            RawCasResponse { region_error, error, ..Default::default() }
+                        }
+                    }
+                })
+                .await
+            }
+            Method::AdminChangePeer => {
+                typed(payload, |r: adminpb::ChangePeerRequest| async move {
+                    let change_type = raft_cmdpb::ConfChangeType::from_i32(r.change_type)
+                        .unwrap_or(raft_cmdpb::ConfChangeType::AddNode);
+                    self.admin(&r.context, AdminCmd::ChangePeer { change_type, peer: r.peer.unwrap_or_default() }).await
+                })
+                .await
+            }
+            Method::AdminTransferLeader => {
+                typed(payload, |r: adminpb::TransferLeaderRequest| async move {
+                    self.admin(&r.context, AdminCmd::TransferLeader { peer: r.peer.unwrap_or_default() }).await
+                })
+                .await
+            }
+            Method::AdminSplit => {
+                typed(payload, |r: adminpb::SplitRegionRequest| async move {
+                    self.admin(&r.context, AdminCmd::Split { split_key: r.split_key }).await
+                })
+                .await
+            }
             Method::DebugRegion => typed(payload, |r: RegionDebugRequest| async { self.debug(r).await }).await,
             other => Err(status(StatusCode::Unimplemented, format!("the store does not serve {other:?}"))),
         }

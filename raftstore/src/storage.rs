@@ -207,7 +207,8 @@ impl PeerStorage {
 
     fn last_index_inner(&self) -> u64 {
         let (truncated, _) = self.truncated();
-        let log_last = if self.log.entry_count(self.region_id) > 0 { self.log.last_index(self.region_id) } else { None };
+        let log_last =
+            if self.log.entry_count(self.region_id) > 0 { self.log.last_index(self.region_id) } else { None };
         log_last.unwrap_or(0).max(truncated)
     }
 }

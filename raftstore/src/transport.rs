@@ -103,9 +103,9 @@ impl Transport {
     pub fn flush(self: &Rc<Self>) {
         let pending = std::mem::take(&mut *self.pending.borrow_mut());
         for (store, msgs) in pending {
-            let (snaps, normal): (Vec<RaftMessage>, Vec<RaftMessage>) = msgs.into_iter().partition(|m| {
-                m.message.as_ref().is_some_and(|r| r.msg_type == MessageType::MsgSnapshot as i32)
-            });
+            let (snaps, normal): (Vec<RaftMessage>, Vec<RaftMessage>) = msgs
+                .into_iter()
+                .partition(|m| m.message.as_ref().is_some_and(|r| r.msg_type == MessageType::MsgSnapshot as i32));
             if !normal.is_empty() {
                 self.bump(|s| s.batches += 1);
                 let me = self.clone();
@@ -149,8 +149,10 @@ impl Transport {
         let nonce = self.nonce.get();
         self.nonce.set(nonce + 1);
         let bytes = Bytes::from(msg.encode_to_vec());
-        let chunks: Vec<Bytes> =
-            (0..bytes.len()).step_by(self.chunk_size).map(|i| bytes.slice(i..(i + self.chunk_size).min(bytes.len()))).collect();
+        let chunks: Vec<Bytes> = (0..bytes.len())
+            .step_by(self.chunk_size)
+            .map(|i| bytes.slice(i..(i + self.chunk_size).min(bytes.len())))
+            .collect();
         let last = chunks.len().saturating_sub(1);
         for (seq, data) in chunks.into_iter().enumerate() {
             let chunk = SnapshotChunk {

@@ -22,12 +22,17 @@ fn single_store_put_get() {
         .spawn(move || async move {
             let pdc = pd::PdClient::new(pd::PdClientConfig::new(vec![pd_addr]));
             let route = pdc.get_region(b"k").await.unwrap();
-            let ctx = Context { region_id: route.region.id, region_epoch: route.region.region_epoch.clone(), peer: None };
+            let ctx =
+                Context { region_id: route.region.id, region_epoch: route.region.region_epoch.clone(), peer: None };
             let c = Client::connect(&addr, ConnConfig::default()).await.unwrap();
             // Wait for the single peer to win its election.
             let mut ok = false;
             for _ in 0..200 {
-                let req = RawPutRequest { context: Some(ctx.clone()), key: Bytes::from_static(b"k"), value: Bytes::from_static(b"v") };
+                let req = RawPutRequest {
+                    context: Some(ctx.clone()),
+                    key: Bytes::from_static(b"k"),
+                    value: Bytes::from_static(b"v"),
+                };
                 let r: RawPutResponse = c.call_msg(Method::RawPut, &req, None).await.unwrap();
                 if r.region_error.is_none() && r.error.is_empty() {
                     ok = true;
@@ -37,7 +42,11 @@ fn single_store_put_get() {
             }
             assert!(ok, "put never succeeded");
             let r: RawGetResponse = c
-                .call_msg(Method::RawGet, &RawGetRequest { context: Some(ctx.clone()), key: Bytes::from_static(b"k") }, None)
+                .call_msg(
+                    Method::RawGet,
+                    &RawGetRequest { context: Some(ctx.clone()), key: Bytes::from_static(b"k") },
+                    None,
+                )
                 .await
                 .unwrap();
             assert_eq!(r.value, Bytes::from_static(b"v"), "{r:?}");

@@ -200,7 +200,8 @@ pub async fn replicate_all(pd: &PdClient, kv: &KvClient, stores: &[u64]) {
                     Some(p) if p.role == PeerRole::Learner as i32 => {
                         // Promote once the learner applied something past its initial state.
                         let views = replica_views(pd, kv, &r.region).await;
-                        let ready = views.iter().any(|(st, v)| *st == s && v.as_ref().is_some_and(|v| v.applied_index > 5));
+                        let ready =
+                            views.iter().any(|(st, v)| *st == s && v.as_ref().is_some_and(|v| v.applied_index > 5));
                         if !ready {
                             missing = true;
                             break;
@@ -267,7 +268,10 @@ pub async fn wait_replicas_converge(pd: &PdClient, kv: &KvClient, timeout: Durat
             let sums: Vec<Option<(u64, u64)>> =
                 views.iter().map(|(_, v)| v.as_ref().map(|v| (v.checksum, v.key_count))).collect();
             let applied: Vec<Option<u64>> = views.iter().map(|(_, v)| v.as_ref().map(|v| v.applied_index)).collect();
-            if sums.iter().any(|s| s.is_none()) || sums.windows(2).any(|w| w[0] != w[1]) || applied.windows(2).any(|w| w[0] != w[1]) {
+            if sums.iter().any(|s| s.is_none())
+                || sums.windows(2).any(|w| w[0] != w[1])
+                || applied.windows(2).any(|w| w[0] != w[1])
+            {
                 all_same = false;
                 detail = format!("region {}: checksums {sums:?}, applied {applied:?}", r.region.id);
                 break;

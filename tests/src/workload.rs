@@ -41,7 +41,14 @@ pub struct WriterStats {
 
 /// `clients` writers, each writing its own keys `0..per_client` in order (retrying failed
 /// writes until it succeeds or `deadline` passes), recording every acknowledged write.
-pub async fn write_keys(kv: &KvClient, clients: usize, per_client: usize, value_len: usize, acked: &Acked, deadline: Duration) -> WriterStats {
+pub async fn write_keys(
+    kv: &KvClient,
+    clients: usize,
+    per_client: usize,
+    value_len: usize,
+    acked: &Acked,
+    deadline: Duration,
+) -> WriterStats {
     let end = Instant::now() + deadline;
     let mut tasks = Vec::new();
     for c in 0..clients {

@@ -594,7 +594,8 @@ impl LogEngine {
 
     fn entry_from_record(&self, record: &[u8], batch: u64, index: u64, term: u64) -> Result<Entry> {
         let (kind, body, _) = parse_record(record).map_err(|e| self.read_corruption(batch, format!("{e:?}")))?;
-        let Record::Append(a) = decode_body(kind, body).map_err(|e| self.read_corruption(batch, format!("{e:?}")))? else {
+        let Record::Append(a) = decode_body(kind, body).map_err(|e| self.read_corruption(batch, format!("{e:?}")))?
+        else {
             return Err(self.read_corruption(batch, "not an append record".into()));
         };
         match index.checked_sub(a.first_index).and_then(|p| a.entries.get(p as usize)) {

@@ -93,9 +93,17 @@ fn main() {
     let placement = raftstore::server::placement_of(&cfg).unwrap_or_else(|e| fail(&e.to_string()));
     let embedded = if cfg.pd.endpoints.is_empty() {
         // The embedded PD shares the first shard's CPU: it is light.
-        let pd_place = resolve_online(Some(1), Some(&core_shard::placement::CpuList::from_cpus([placement.cpus[0]]).unwrap_or_else(|e| fail(&e.to_string()))), Default::default())
-            .unwrap_or_else(|e| fail(&e.to_string()));
-        let pd = pd::PdServer::start(cfg.data_dir.join("pd"), &cfg.pd.embedded_addr, pd_place).unwrap_or_else(|e| fail(&e));
+        let pd_place = resolve_online(
+            Some(1),
+            Some(
+                &core_shard::placement::CpuList::from_cpus([placement.cpus[0]])
+                    .unwrap_or_else(|e| fail(&e.to_string())),
+            ),
+            Default::default(),
+        )
+        .unwrap_or_else(|e| fail(&e.to_string()));
+        let pd =
+            pd::PdServer::start(cfg.data_dir.join("pd"), &cfg.pd.embedded_addr, pd_place).unwrap_or_else(|e| fail(&e));
         eprintln!("percore-server: embedded PD on {}", pd.addr());
         Some(pd)
     } else {

@@ -99,8 +99,12 @@ pub fn propose(
         ..Default::default()
     };
     let last_before = peer.raw_node.raft.raft_log.last_index();
-    if let Err(e) = peer.raw_node.propose_conf_change(vec![], cc) {
-        return reply.send(Err(CmdError::Other(format!("conf change refused: {e}"))));
+    match peer.raw_node.propose_conf_change(vec![], cc) {
+        Ok(()) => {}
+        Err(raft::Error::ProposalDropped) => {
+            return reply.send(Err(region_error::server_is_busy("leadership transfer in progress", 10)));
+        }
+        Err(e) => return reply.send(Err(CmdError::Other(format!("conf change refused: {e}")))),
     }
     let index = peer.raw_node.raft.raft_log.last_index();
     if index == last_before {
@@ -141,7 +145,12 @@ pub fn apply(peer: &mut Peer, _wb: &mut WriteBatch, e: &Entry, effects: &mut Vec
     }
     Ok(CmdResponse {
         responses: vec![],
-        admin: Some(AdminResponse { cmd_type: AdminCmdType::ChangePeer as i32, region: Some(region), left: None, right: None }),
+        admin: Some(AdminResponse {
+            cmd_type: AdminCmdType::ChangePeer as i32,
+            region: Some(region),
+            left: None,
+            right: None,
+        }),
     })
 }
 

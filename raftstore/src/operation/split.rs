@@ -77,11 +77,18 @@ pub fn apply(
     cmd: &RaftCmdRequest,
     effects: &mut Vec<ApplyEffect>,
 ) -> CmdResult {
-    let req = cmd.admin_request.as_ref().and_then(|a| a.split.clone()).ok_or_else(|| CmdError::Other("split without body".into()))?;
+    let req = cmd
+        .admin_request
+        .as_ref()
+        .and_then(|a| a.split.clone())
+        .ok_or_else(|| CmdError::Other("split without body".into()))?;
     let epoch = cmd.header.as_ref().and_then(|h| h.region_epoch.clone()).unwrap_or_default();
     let region = peer.region().clone();
     if region_error::epoch_is_stale(&epoch, &region.region_epoch.clone().unwrap_or_default(), true, true) {
-        return Err(region_error::epoch_not_match(format!("split of region {} proposed at an older epoch", region.id), vec![region]));
+        return Err(region_error::epoch_not_match(
+            format!("split of region {} proposed at an older epoch", region.id),
+            vec![region],
+        ));
     }
     check_key(&region, &req.split_key).map_err(CmdError::Other)?;
     if req.new_peer_ids.len() != region.peers.len() {
@@ -104,7 +111,8 @@ pub fn apply(
             .map(|(p, &id)| metapb::Peer { id, store_id: p.store_id, role: p.role })
             .collect(),
     };
-    let right_state = RegionLocalState { state: PeerState::Normal as i32, region: Some(right.clone()), handover_seq: 0 };
+    let right_state =
+        RegionLocalState { state: PeerState::Normal as i32, region: Some(right.clone()), handover_seq: 0 };
     put_msg(wb, &keys::region_state_key(right.id), &right_state);
     put_msg(wb, &keys::apply_state_key(right.id), &PeerStorage::initial_apply_state());
     peer.raw_node.mut_store().set_region(left.clone());
@@ -114,7 +122,12 @@ pub fn apply(
     effects.push(ApplyEffect::Split { left: left.clone(), right: right.clone() });
     Ok(CmdResponse {
         responses: vec![],
-        admin: Some(AdminResponse { cmd_type: AdminCmdType::Split as i32, region: None, left: Some(left), right: Some(right) }),
+        admin: Some(AdminResponse {
+            cmd_type: AdminCmdType::Split as i32,
+            region: None,
+            left: Some(left),
+            right: Some(right),
+        }),
     })
 }
 

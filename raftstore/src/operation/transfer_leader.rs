@@ -19,9 +19,15 @@ pub fn propose(peer: &mut Peer, epoch: &RegionEpoch, target: &metapb::Peer, repl
     if let Err(e) = peer.check_proposal(epoch, true, true) {
         return reply.send(Err(e));
     }
-    let Some(t) = peer.region().peers.iter().find(|p| p.id == target.id || (target.id == 0 && p.store_id == target.store_id)).cloned()
+    let Some(t) = peer
+        .region()
+        .peers
+        .iter()
+        .find(|p| p.id == target.id || (target.id == 0 && p.store_id == target.store_id))
+        .cloned()
     else {
-        return reply.send(Err(CmdError::Other(format!("no peer {} (store {}) in the region", target.id, target.store_id))));
+        return reply
+            .send(Err(CmdError::Other(format!("no peer {} (store {}) in the region", target.id, target.store_id))));
     };
     if t.role == PeerRole::Learner as i32 {
         return reply.send(Err(CmdError::Other(format!("peer {} is a learner and cannot lead", t.id))));

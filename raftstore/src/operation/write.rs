@@ -53,7 +53,11 @@ impl Peer {
 
     /// The header of a command proposed now.
     pub fn cmd_header(&self) -> RaftRequestHeader {
-        RaftRequestHeader { region_id: self.region_id(), peer: Some(self.meta.clone()), region_epoch: Some(self.epoch()) }
+        RaftRequestHeader {
+            region_id: self.region_id(),
+            peer: Some(self.meta.clone()),
+            region_epoch: Some(self.epoch()),
+        }
     }
 
     /// Proposes a normal write.
@@ -78,8 +82,13 @@ impl Peer {
     /// Proposes an encoded command and tracks it until its entry applies.
     pub fn propose_cmd(&mut self, cmd: RaftCmdRequest, reply: oneshot::Sender<CmdResult>) {
         let last_before = self.raw_node.raft.raft_log.last_index();
-        if let Err(e) = self.raw_node.propose(vec![], cmd.encode_to_vec()) {
-            return reply.send(Err(CmdError::Other(format!("proposal refused: {e}"))));
+        match self.raw_node.propose(vec![], cmd.encode_to_vec()) {
+            Ok(()) => {}
+            // A leader drops proposals while it transfers leadership: retry shortly.
+            Err(raft::Error::ProposalDropped) => {
+                return reply.send(Err(region_error::server_is_busy("leadership transfer in progress", 10)));
+            }
+            Err(e) => return reply.send(Err(CmdError::Other(format!("proposal refused: {e}")))),
         }
         let index = self.raw_node.raft.raft_log.last_index();
         if index == last_before {

@@ -113,7 +113,12 @@ impl Peer {
             ctx.count_leader(1);
             self.lease.expire();
             self.heartbeat_due = true;
-            tracing::info!(region_id = self.region_id(), peer = self.meta.id, term = self.raw_node.raft.term, "became leader");
+            tracing::info!(
+                region_id = self.region_id(),
+                peer = self.meta.id,
+                term = self.raw_node.raft.term,
+                "became leader"
+            );
         } else if was_leader && !is_leader {
             ctx.count_leader(-1);
             self.on_leadership_lost();

@@ -12,7 +12,9 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use core_shard::log::HardState as LogHardState;
-use net::proto::raft_serverpb::{KeyValue, PeerState, RaftApplyState, RaftTruncatedState, RegionLocalState, SnapshotData};
+use net::proto::raft_serverpb::{
+    KeyValue, PeerState, RaftApplyState, RaftTruncatedState, RegionLocalState, SnapshotData,
+};
 use prost::Message;
 use raft::eraftpb::{self, Snapshot, SnapshotMetadata};
 use rocksdb::WriteBatch;
@@ -60,8 +62,15 @@ impl Peer {
                         let n = pairs.len();
                         let data = SnapshotData { region: Some(region.clone()), pairs };
                         let mut s = Snapshot { data: data.encode_to_vec(), ..Default::default() };
-                        s.metadata = Some(SnapshotMetadata { conf_state: Some(conf_state_of(&region)), index: applied, term });
-                        tracing::info!(region_id, index = applied, keys = n, bytes = s.data.len(), "snapshot generated");
+                        s.metadata =
+                            Some(SnapshotMetadata { conf_state: Some(conf_state_of(&region)), index: applied, term });
+                        tracing::info!(
+                            region_id,
+                            index = applied,
+                            keys = n,
+                            bytes = s.data.len(),
+                            "snapshot generated"
+                        );
                         ctx2.shared.snapshots_generated.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         Ok(Box::new(s))
                     }
@@ -119,7 +128,11 @@ impl Peer {
             applied_index: meta.index,
             truncated_state: Some(RaftTruncatedState { index: meta.index, term: meta.term }),
         };
-        let state = RegionLocalState { state: PeerState::Normal as i32, region: Some(region.clone()), handover_seq: self.handover_seq };
+        let state = RegionLocalState {
+            state: PeerState::Normal as i32,
+            region: Some(region.clone()),
+            handover_seq: self.handover_seq,
+        };
         put_msg(&mut wb, &keys::region_state_key(region_id), &state);
         put_msg(&mut wb, &keys::apply_state_key(region_id), &apply);
         let store = self.raw_node.mut_store();

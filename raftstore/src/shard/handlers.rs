@@ -139,7 +139,13 @@ impl Shard {
         }
     }
 
-    pub(super) fn on_admin(&mut self, region_id: u64, epoch: RegionEpoch, cmd: AdminCmd, reply: oneshot::Sender<CmdResult>) {
+    pub(super) fn on_admin(
+        &mut self,
+        region_id: u64,
+        epoch: RegionEpoch,
+        cmd: AdminCmd,
+        reply: oneshot::Sender<CmdResult>,
+    ) {
         let p = match self.peer_for_request(region_id) {
             Ok(p) => p,
             Err(e) => return reply.send(Err(e)),
@@ -206,7 +212,13 @@ impl Shard {
         }
     }
 
-    pub(super) fn on_snapshot_applied(&mut self, region_id: u64, peer_id: u64, number: u64, msgs: Vec<eraftpb::Message>) {
+    pub(super) fn on_snapshot_applied(
+        &mut self,
+        region_id: u64,
+        peer_id: u64,
+        number: u64,
+        msgs: Vec<eraftpb::Message>,
+    ) {
         if let Some(p) = self.peers.get_mut(&region_id).filter(|p| p.meta.id == peer_id) {
             p.on_snapshot_applied(&self.ctx, number, msgs);
             self.touched.insert(region_id);

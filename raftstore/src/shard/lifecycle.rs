@@ -30,7 +30,8 @@ impl Shard {
         let Some(to) = m.to_peer.clone() else { return false };
         // A tombstone of this region with this peer id or a newer one: stale message.
         if let Ok(Some(state)) = self.ctx.engine.get_msg::<RegionLocalState>(&keys::region_state_key(region_id)) {
-            let removed_peer = state.region.as_ref().and_then(|r| r.peers.iter().find(|p| p.store_id == to.store_id)).map(|p| p.id);
+            let removed_peer =
+                state.region.as_ref().and_then(|r| r.peers.iter().find(|p| p.store_id == to.store_id)).map(|p| p.id);
             if state.state == PeerState::Tombstone as i32 && removed_peer.unwrap_or(0) >= to.id {
                 return false;
             }
@@ -129,7 +130,8 @@ impl Shard {
                 self.touched.insert(right.id);
                 self.ctx.count_region(1);
                 self.ctx.announce(right.id, Some(self.ctx.shard_id));
-                let _ = self.ctx.outbox.try_send(0, ShardMsg::Created { region_id: right.id, shard: self.ctx.shard_id });
+                let _ =
+                    self.ctx.outbox.try_send(0, ShardMsg::Created { region_id: right.id, shard: self.ctx.shard_id });
             }
             Err(e) => tracing::error!(region_id = right.id, "cannot create the split's peer: {e}"),
         }
@@ -236,7 +238,11 @@ impl Shard {
                 return fail(&ctx);
             }
             let (truncated, _) = h.apply.truncated_state.as_ref().map_or((0, 0), |t| (t.index, t.term));
-            let hs = core_shard::log::HardState { term: h.hard_state.term, vote: h.hard_state.vote, commit: h.hard_state.commit };
+            let hs = core_shard::log::HardState {
+                term: h.hard_state.term,
+                vote: h.hard_state.vote,
+                commit: h.hard_state.commit,
+            };
             let log = &ctx.log;
             let entries: Vec<_> = h.entries.iter().map(encode_entry).collect();
             let written = log
@@ -254,7 +260,11 @@ impl Shard {
                 Err(_) => false,
             };
             if durable {
-                ctx.push(Event::HandoverLanded(Box::new(Landed { state: h.state, apply: h.apply, from_shard: h.from_shard })))
+                ctx.push(Event::HandoverLanded(Box::new(Landed {
+                    state: h.state,
+                    apply: h.apply,
+                    from_shard: h.from_shard,
+                })))
             } else {
                 fail(&ctx)
             }

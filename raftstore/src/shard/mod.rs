@@ -62,7 +62,9 @@ impl Shard {
             Event::Admin { region_id, epoch, cmd, reply } => self.on_admin(region_id, epoch, cmd, reply),
             Event::Debug { region_id, reply } => self.on_debug(region_id, reply),
             Event::Tick => self.on_tick(),
-            Event::Persisted { region_id, peer_id, number, msgs } => self.on_persisted(region_id, peer_id, number, msgs),
+            Event::Persisted { region_id, peer_id, number, msgs } => {
+                self.on_persisted(region_id, peer_id, number, msgs)
+            }
             Event::EntriesFetched { region_id, ctx } => self.on_entries_fetched(region_id, ctx),
             Event::SnapshotGenerated { region_id, snap } => self.on_snapshot_generated(region_id, snap),
             Event::SnapshotApplied { region_id, peer_id, number, msgs } => {

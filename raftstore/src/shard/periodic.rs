@@ -138,7 +138,8 @@ impl Shard {
             let (size, keys) = (cfg.split.region_split_size, cfg.split.region_split_keys);
             let task = async move {
                 let region_id = region.id;
-                let r = glommio::executor().spawn_blocking(move || split::check_region(&snap, &region, size, keys)).await;
+                let r =
+                    glommio::executor().spawn_blocking(move || split::check_region(&snap, &region, size, keys)).await;
                 match r {
                     Ok((size, keys, split_key)) => {
                         ctx.push(Event::SplitCheckResult { region_id, epoch, split_key, size, keys })
@@ -152,7 +153,14 @@ impl Shard {
         }
     }
 
-    pub(super) fn on_split_check(&mut self, region_id: u64, epoch: RegionEpoch, key: Option<Bytes>, size: u64, keys: u64) {
+    pub(super) fn on_split_check(
+        &mut self,
+        region_id: u64,
+        epoch: RegionEpoch,
+        key: Option<Bytes>,
+        size: u64,
+        keys: u64,
+    ) {
         let Some(p) = self.peers.get_mut(&region_id) else { return };
         p.approximate = (size, keys);
         if let Some(k) = key {
