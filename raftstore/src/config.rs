@@ -271,7 +271,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let cases: Vec<(fn(&mut Config), &str)> = vec![
+        type Case = (fn(&mut Config), &'static str);
+        let cases: Vec<Case> = vec![
             (|c| c.raft.lease_ticks = 10, "lease-ticks"),
             (|c| c.raft.heartbeat_ticks = 0, "heartbeat-ticks"),
             (|c| c.raft.base_tick_ms = 0, "base-tick-ms"),

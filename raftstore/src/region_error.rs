@@ -9,7 +9,7 @@ use net::proto::metapb::{Peer, Region, RegionEpoch};
 use crate::shard::msg::CmdError;
 
 fn err(message: String, kind: Kind) -> CmdError {
-    CmdError::Region(RegionError { message, kind: Some(kind) })
+    CmdError::Region(Box::new(RegionError { message, kind: Some(kind) }))
 }
 
 /// This peer is not the leader; `leader` is who is, if known.

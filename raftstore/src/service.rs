@@ -45,7 +45,7 @@ fn region_of(c: &Option<Context>) -> (u64, RegionEpoch) {
 /// Splits a command error into the response's `region_error` and `error` fields.
 fn split_err(e: CmdError) -> (Option<RegionError>, String) {
     match e {
-        CmdError::Region(r) => (Some(r), String::new()),
+        CmdError::Region(r) => (Some(*r), String::new()),
         CmdError::Other(s) => (None, s),
     }
 }

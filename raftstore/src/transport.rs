@@ -198,10 +198,14 @@ impl Transport {
     }
 }
 
+/// A transfer: (sending store, region, sender nonce).
+type TransferKey = (u64, u64, u64);
+
 /// Reassembles chunked snapshots on the receiving shard.
 #[derive(Default)]
 pub struct SnapshotAssembler {
-    parts: RefCell<HashMap<(u64, u64, u64), (u64, Vec<u8>)>>,
+    /// Per transfer: the next chunk expected and the bytes so far.
+    parts: RefCell<HashMap<TransferKey, (u64, Vec<u8>)>>,
 }
 
 impl SnapshotAssembler {

@@ -119,7 +119,7 @@ pub fn apply(
     peer.approximate = (0, 0);
     peer.splitting = None;
     tracing::info!(region_id = left.id, new_region_id = right.id, split_key = ?req.split_key, "region split");
-    effects.push(ApplyEffect::Split { left: left.clone(), right: right.clone() });
+    effects.push(ApplyEffect::Split { left: Box::new(left.clone()), right: Box::new(right.clone()) });
     Ok(CmdResponse {
         responses: vec![],
         admin: Some(AdminResponse {

@@ -26,9 +26,9 @@ pub enum ApplyEffect {
     /// A split: create the new region's peer.
     Split {
         /// The region after the split (this peer's).
-        left: Region,
+        left: Box<Region>,
         /// The new region.
-        right: Region,
+        right: Box<Region>,
     },
     /// This peer was removed from its region.
     Destroy,

@@ -41,10 +41,8 @@ impl Shard {
                 self.destroy_peer(region_id, false);
             }
         }
-        if !self.peers.contains_key(&region_id) {
-            if !creates_peer(msg.msg_type) || !self.create_peer_from_message(&m) {
-                return;
-            }
+        if !self.peers.contains_key(&region_id) && (!creates_peer(msg.msg_type) || !self.create_peer_from_message(&m)) {
+            return;
         }
         if msg.msg_type == MessageType::MsgSnapshot as i32 && !self.snapshot_fits(&m) {
             return;
@@ -229,7 +227,7 @@ impl Shard {
     pub(super) fn after_ready(&mut self, region_id: u64, effects: Vec<ApplyEffect>) {
         for e in effects {
             match e {
-                ApplyEffect::Split { left, right } => self.on_split_applied(region_id, left, right),
+                ApplyEffect::Split { left, right } => self.on_split_applied(region_id, *left, *right),
                 ApplyEffect::Destroy => self.destroy_peer(region_id, true),
             }
         }

@@ -13,7 +13,7 @@ use raft::GetEntriesContext;
 #[derive(Debug, Clone)]
 pub enum CmdError {
     /// Routing is wrong: the client fixes it and retries.
-    Region(RegionError),
+    Region(Box<RegionError>),
     /// The command itself failed (not retryable as is).
     Other(String),
 }
