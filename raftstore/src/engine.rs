@@ -176,12 +176,38 @@ impl KvEngine {
         Ok(out)
     }
 
-    /// Up to `limit` (0 = no limit) pairs of data keys in `[start, end)`, in order (or
-    /// reverse), calling `f` with the user key and value; `f` returns false to stop.
-    pub fn scan(&self, start: &[u8], end: &[u8], reverse: bool, mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+    /// Pairs of data keys in `[start, end)`, in order (or reverse), calling `f` with the
+    /// user key and value; `f` returns false to stop.
+    pub fn scan(&self, start: &[u8], end: &[u8], reverse: bool, f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        self.scan_tier(start, end, reverse, false, f).map(|_| ())
+    }
+
+    /// [`KvEngine::scan`] from memory only (memtable and block cache). Returns `Ok(false)`
+    /// when data had to be read from disk: the caller reruns the scan on the blocking pool.
+    pub fn scan_cached(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<bool> {
+        self.scan_tier(start, end, reverse, true, f)
+    }
+
+    fn scan_tier(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        cache_only: bool,
+        mut f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<bool> {
         let lo = keys::data_key(start);
         let hi = keys::data_end_key(end);
         let mut ro = ReadOptions::default();
+        if cache_only {
+            ro.set_read_tier(rocksdb::ReadTier::BlockCache);
+        }
         ro.set_iterate_lower_bound(lo.clone());
         ro.set_iterate_upper_bound(hi.clone());
         let db = self.db()?;
@@ -194,7 +220,7 @@ impl KvEngine {
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
             if !f(keys::origin_key(k), v) {
-                return Ok(());
+                return Ok(true);
             }
             if reverse {
                 it.prev();
@@ -202,7 +228,11 @@ impl KvEngine {
                 it.next();
             }
         }
-        it.status().map_err(engine_err)
+        match it.status() {
+            Ok(()) => Ok(true),
+            Err(e) if cache_only && e.kind() == rocksdb::ErrorKind::Incomplete => Ok(false),
+            Err(e) => Err(engine_err(e)),
+        }
     }
 
     /// A consistent view of the database as of now, usable from another thread.
@@ -229,20 +259,39 @@ unsafe impl Send for OwnedSnapshot {}
 impl OwnedSnapshot {
     /// Pairs of data keys in `[start, end)`, in order, calling `f` with the user key and
     /// value until it returns false.
-    pub fn scan(&self, start: &[u8], end: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+    pub fn scan(&self, start: &[u8], end: &[u8], f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        self.scan_dir(start, end, false, f)
+    }
+
+    /// [`OwnedSnapshot::scan`] in either direction.
+    pub fn scan_dir(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        mut f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
         let lo = keys::data_key(start);
         let hi = keys::data_end_key(end);
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(lo.clone());
         ro.set_iterate_upper_bound(hi);
         let mut it = self.snap.raw_iterator_opt(ro);
-        it.seek(&lo);
+        if reverse {
+            it.seek_to_last();
+        } else {
+            it.seek(&lo);
+        }
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
             if !f(keys::origin_key(k), v) {
                 return Ok(());
             }
-            it.next();
+            if reverse {
+                it.prev();
+            } else {
+                it.next();
+            }
         }
         it.status().map_err(engine_err)
     }

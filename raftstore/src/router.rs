@@ -44,6 +44,16 @@ fn place(ctx: &ShardCtx, m: RaftMessage) {
     if let Some(s) = ctx.shard_of(m.region_id) {
         return route_raft_to(ctx, s, m);
     }
+    // A region whose range an initialized region of this store still covers is being created
+    // by a split this store has not applied yet: the split creates the peer, not the message.
+    if let Some(other) = ctx.overlapping_region(m.region_id, &m.start_key, &m.end_key) {
+        tracing::debug!(
+            region_id = m.region_id,
+            overlapping = other,
+            "message for a region still covered here; dropped"
+        );
+        return;
+    }
     let target = ctx.shared.least_loaded_shard();
     ctx.announce(m.region_id, Some(target));
     route_raft_to(ctx, target, m);
@@ -81,6 +91,7 @@ pub fn dispatch(ctx: &Rc<ShardCtx>, service: &Rc<StoreService>, msg: ShardMsg, s
         ShardMsg::Raft(m) => route_raft(ctx, *m),
         ShardMsg::Place(m) => place(ctx, *m),
         ShardMsg::Directory { region_id, shard } => ctx.set_dir(region_id, shard),
+        ShardMsg::Range { region_id, range } => ctx.set_range(region_id, range),
         ShardMsg::Created { region_id, shard } => on_created(ctx, region_id, shard),
         ShardMsg::HandoverOut { region_id, to_shard } => ctx.push(Event::HandoverOut { region_id, to_shard }),
         ShardMsg::HandoverIn(h) => ctx.push(Event::HandoverIn(h)),

@@ -224,6 +224,14 @@ async fn run_shard(
         transport,
         shared.clone(),
     ));
+    {
+        let weak = Rc::downgrade(&ctx);
+        ctx.transport.set_snapshot_reporter(Rc::new(move |region_id, to, ok| {
+            if let Some(ctx) = weak.upgrade() {
+                ctx.push(Event::SnapshotSent { region_id, to, ok });
+            }
+        }));
+    }
     let service = StoreService::new(ctx.clone());
     let startup = Rc::new(StartupSink::default());
     // Mailbox dispatcher.
@@ -374,6 +382,7 @@ fn start_peers(ctx: &ShardCtx, stored: Vec<(u64, StoredRegion)>, drop: &[u64]) -
             continue;
         };
         let apply = s.apply.clone().unwrap_or_else(crate::storage::PeerStorage::initial_apply_state);
+        ctx.report_range(region_id, Some(&region));
         let mut peer = Peer::new(ctx, region, me, apply)?;
         peer.handover_seq = s.state.handover_seq;
         ctx.count_region(1);

@@ -48,7 +48,11 @@ pub struct Transport {
     chunk_size: usize,
     stats: Cell<TransportStats>,
     nonce: Cell<u64>,
+    on_snapshot_sent: RefCell<Option<SnapshotReporter>>,
 }
+
+/// Called after a snapshot was sent (or failed): `(region, to peer, delivered)`.
+pub type SnapshotReporter = Rc<dyn Fn(u64, u64, bool)>;
 
 impl Transport {
     /// A transport for shard `shard_id`.
@@ -65,6 +69,20 @@ impl Transport {
             chunk_size,
             stats: Cell::new(TransportStats::default()),
             nonce: Cell::new(rand::random::<u32>() as u64),
+            on_snapshot_sent: RefCell::new(None),
+        }
+    }
+
+    /// Sets who hears about finished snapshot transfers (the raft loop: raft must be told,
+    /// or the follower's progress stays paused in snapshot state).
+    pub fn set_snapshot_reporter(&self, r: SnapshotReporter) {
+        *self.on_snapshot_sent.borrow_mut() = Some(r);
+    }
+
+    fn report_snapshot(&self, region_id: u64, to: u64, ok: bool) {
+        let r = self.on_snapshot_sent.borrow().clone();
+        if let Some(r) = r {
+            r(region_id, to, ok);
         }
     }
 
@@ -144,6 +162,7 @@ impl Transport {
 
     async fn send_snapshot(&self, store: u64, msg: RaftMessage) {
         let region_id = msg.region_id;
+        let to = msg.to_peer.as_ref().map_or(0, |p| p.id);
         let meta = msg.message.as_ref().and_then(|m| m.snapshot.as_ref()).and_then(|s| s.metadata.clone());
         let (snap_index, snap_term) = meta.map_or((0, 0), |m| (m.index, m.term));
         let nonce = self.nonce.get();
@@ -168,10 +187,12 @@ impl Transport {
             if let Err(e) = self.call(store, Method::SnapshotChunk, chunk.encode_to_vec().into()).await {
                 tracing::warn!(region_id, to_store = store, "snapshot send failed: {e}");
                 self.bump(|s| s.dropped += 1);
+                self.report_snapshot(region_id, to, false);
                 return;
             }
         }
         tracing::debug!(region_id, to_store = store, snap_index, bytes = bytes.len(), "snapshot sent");
+        self.report_snapshot(region_id, to, true);
     }
 
     async fn call(&self, store: u64, method: Method, payload: Bytes) -> Result<Bytes, String> {

@@ -14,6 +14,7 @@
 //! has applied everything committed by earlier leaders.
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +22,7 @@ use core_shard::oneshot;
 use net::proto::metapb::Region;
 
 use super::Peer;
+use crate::engine::OwnedSnapshot;
 use crate::keys;
 use crate::region_error;
 use crate::shard::ctx::ShardCtx;
@@ -111,32 +113,93 @@ fn check_keys(req: &ReadRequest, region: &Region) -> Result<(), CmdError> {
     }
 }
 
-/// Runs a read against the shard's RocksDB.
-pub fn execute(ctx: &ShardCtx, region: &Region, req: &ReadRequest) -> ReadResult {
-    let db_err = |e: crate::error::StoreError| CmdError::Other(e.to_string());
-    match req {
-        ReadRequest::Get { key } => {
-            let v = ctx.engine.get(&keys::data_key(key)).map_err(db_err)?;
-            Ok(vec![(key.clone(), v.map(Bytes::from))])
+/// Runs a read against the shard's RocksDB and answers it: from memory at once when the
+/// data is in the memtable or block cache, otherwise on the blocking pool (the executor never
+/// waits for the disk). Deferring is still linearizable: the state read then contains every
+/// write acknowledged before the read began.
+pub fn serve(ctx: &Rc<ShardCtx>, region: &Region, req: ReadRequest, reply: oneshot::Sender<ReadResult>) {
+    match execute_cached(ctx, region, &req) {
+        Ok(Some(r)) => reply.send(Ok(r)),
+        Err(e) => reply.send(Err(e)),
+        Ok(None) => {
+            let Ok(snap) = ctx.engine.snapshot() else {
+                return reply.send(Err(region_error::server_is_busy("the store is shutting down", 100)));
+            };
+            let region = region.clone();
+            glommio::spawn_local(async move {
+                let r = glommio::executor().spawn_blocking(move || execute_blocking(&snap, &region, &req)).await;
+                reply.send(r);
+            })
+            .detach();
         }
+    }
+}
+
+fn db_err(e: crate::error::StoreError) -> CmdError {
+    CmdError::Other(e.to_string())
+}
+
+/// The read from memory; `Ok(None)` if some data is only on disk.
+fn execute_cached(
+    ctx: &ShardCtx,
+    region: &Region,
+    req: &ReadRequest,
+) -> Result<Option<Vec<(Bytes, Option<Bytes>)>>, CmdError> {
+    match req {
+        ReadRequest::Get { key } => Ok(ctx
+            .engine
+            .get_cached(&keys::data_key(key))
+            .map_err(db_err)?
+            .map(|v| vec![(key.clone(), v.map(Bytes::from))])),
         ReadRequest::BatchGet { keys: ks } => {
             let mut out = Vec::with_capacity(ks.len());
             for k in ks {
-                let v = ctx.engine.get(&keys::data_key(k)).map_err(db_err)?;
-                out.push((k.clone(), v.map(Bytes::from)));
+                match ctx.engine.get_cached(&keys::data_key(k)).map_err(db_err)? {
+                    Some(v) => out.push((k.clone(), v.map(Bytes::from))),
+                    None => return Ok(None),
+                }
             }
-            Ok(out)
+            Ok(Some(out))
         }
         ReadRequest::Scan { start, end, limit, reverse, key_only } => {
             let end: &[u8] = if end.is_empty() { &region.end_key } else { end };
             let mut out = Vec::new();
-            ctx.engine
-                .scan(start, end, *reverse, |k, v| {
-                    let value = if *key_only { Bytes::new() } else { Bytes::copy_from_slice(v) };
-                    out.push((Bytes::copy_from_slice(k), Some(value)));
-                    *limit == 0 || out.len() < *limit as usize
-                })
+            let complete = ctx
+                .engine
+                .scan_cached(start, end, *reverse, |k, v| collect(&mut out, k, v, *limit, *key_only))
                 .map_err(db_err)?;
+            Ok(complete.then_some(out))
+        }
+    }
+}
+
+fn collect(out: &mut Vec<(Bytes, Option<Bytes>)>, k: &[u8], v: &[u8], limit: u32, key_only: bool) -> bool {
+    let value = if key_only { Bytes::new() } else { Bytes::copy_from_slice(v) };
+    out.push((Bytes::copy_from_slice(k), Some(value)));
+    limit == 0 || out.len() < limit as usize
+}
+
+/// The read on the blocking pool, from a consistent snapshot.
+fn execute_blocking(snap: &OwnedSnapshot, region: &Region, req: &ReadRequest) -> ReadResult {
+    let get = |k: &Bytes| -> Result<Option<Bytes>, CmdError> {
+        let mut found = None;
+        let dk = k.clone();
+        snap.scan(&dk, &[], |key, v| {
+            if key == &dk[..] {
+                found = Some(Bytes::copy_from_slice(v));
+            }
+            false
+        })
+        .map_err(db_err)?;
+        Ok(found)
+    };
+    match req {
+        ReadRequest::Get { key } => Ok(vec![(key.clone(), get(key)?)]),
+        ReadRequest::BatchGet { keys } => keys.iter().map(|k| Ok((k.clone(), get(k)?))).collect(),
+        ReadRequest::Scan { start, end, limit, reverse, key_only } => {
+            let end: &[u8] = if end.is_empty() { &region.end_key } else { end };
+            let mut out = Vec::new();
+            snap.scan_dir(start, end, *reverse, |k, v| collect(&mut out, k, v, *limit, *key_only)).map_err(db_err)?;
             Ok(out)
         }
     }
@@ -152,7 +215,7 @@ impl Peer {
     }
 
     /// Serves a read: at once under a valid lease, otherwise after a read index.
-    pub fn read(&mut self, ctx: &ShardCtx, req: ReadRequest, reply: oneshot::Sender<ReadResult>) {
+    pub fn read(&mut self, ctx: &Rc<ShardCtx>, req: ReadRequest, reply: oneshot::Sender<ReadResult>) {
         if !self.is_leader() {
             reply.send(Err(region_error::not_leader(self.region_id(), self.leader())));
             return;
@@ -163,7 +226,7 @@ impl Peer {
         }
         let now = Instant::now();
         if self.lease.valid(now) && self.applied_own_term() {
-            reply.send(execute(ctx, self.region(), &req));
+            serve(ctx, self.region(), req, reply);
             return;
         }
         let id = self.reads.next_id;
@@ -173,7 +236,7 @@ impl Peer {
     }
 
     /// Handles the read states of a ready: the reads they confirm may run once applied.
-    pub fn on_read_states(&mut self, ctx: &ShardCtx, states: Vec<raft::ReadState>) {
+    pub fn on_read_states(&mut self, ctx: &Rc<ShardCtx>, states: Vec<raft::ReadState>) {
         for rs in states {
             let Ok(bytes) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) else { continue };
             let id = u64::from_le_bytes(bytes);
@@ -187,15 +250,12 @@ impl Peer {
     }
 
     /// Runs confirmed reads whose index is applied, in order.
-    pub fn run_ready_reads(&mut self, ctx: &ShardCtx) {
+    pub fn run_ready_reads(&mut self, ctx: &Rc<ShardCtx>) {
         let applied = self.raw_node.store().applied_index();
         let mut keep = VecDeque::new();
         while let Some(w) = self.reads.queue.pop_front() {
             match w.index {
-                Some(i) if i <= applied && self.applied_own_term() => {
-                    let r = execute(ctx, self.region(), &w.req);
-                    w.reply.send(r);
-                }
+                Some(i) if i <= applied && self.applied_own_term() => serve(ctx, self.region(), w.req, w.reply),
                 _ => keep.push_back(w),
             }
         }

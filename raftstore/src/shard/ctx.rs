@@ -114,6 +114,9 @@ pub struct ShardCtx {
     pub shared: Arc<StoreShared>,
     /// Region → shard, for every region of the store (tombstones included).
     pub dir: RefCell<HashMap<u64, usize>>,
+    /// Coordinator only: key ranges of the store's initialized regions, `region → (start,
+    /// end, version)`.
+    pub ranges: RefCell<HashMap<u64, (bytes::Bytes, bytes::Bytes, u64)>>,
     events: RefCell<VecDeque<Event>>,
     wake: Notify,
     forwards: RefCell<HashMap<u64, oneshot::Sender<Result<bytes::Bytes, net::proto::rpcpb::Status>>>>,
@@ -148,6 +151,7 @@ impl ShardCtx {
             transport,
             shared,
             dir: RefCell::new(HashMap::new()),
+            ranges: RefCell::new(HashMap::new()),
             events: RefCell::new(VecDeque::new()),
             wake: Notify::new(),
             forwards: RefCell::new(HashMap::new()),
@@ -189,6 +193,42 @@ impl ShardCtx {
                 let _ = self.outbox.try_send(to, ShardMsg::Directory { region_id, shard });
             }
         }
+    }
+
+    /// Tells the coordinator an initialized region's key range (`None`: it left the store).
+    pub fn report_range(&self, region_id: u64, region: Option<&net::proto::metapb::Region>) {
+        let range =
+            region.map(|r| (r.start_key.clone(), r.end_key.clone(), r.region_epoch.as_ref().map_or(0, |e| e.version)));
+        if self.shard_id == 0 {
+            self.set_range(region_id, range);
+        } else {
+            let outbox = self.outbox.clone();
+            let msg = ShardMsg::Range { region_id, range };
+            if let Err(core_shard::mailbox::TrySendError::Full(msg)) = outbox.try_send(0, msg) {
+                glommio::spawn_local(async move {
+                    let _ = outbox.send(0, msg).await;
+                })
+                .detach();
+            }
+        }
+    }
+
+    /// Coordinator: records a range report.
+    pub fn set_range(&self, region_id: u64, range: Option<(bytes::Bytes, bytes::Bytes, u64)>) {
+        let mut r = self.ranges.borrow_mut();
+        match range {
+            Some(v) => r.insert(region_id, v),
+            None => r.remove(&region_id),
+        };
+    }
+
+    /// Coordinator: the initialized region other than `region_id` whose range overlaps
+    /// `[start, end)`, if any.
+    pub fn overlapping_region(&self, region_id: u64, start: &[u8], end: &[u8]) -> Option<u64> {
+        self.ranges.borrow().iter().find_map(|(&id, (s, e, _))| {
+            let overlap = (e.is_empty() || start < &e[..]) && (end.is_empty() || &s[..] < end);
+            (id != region_id && overlap).then_some(id)
+        })
     }
 
     /// Updates the local directory only.

@@ -32,13 +32,19 @@ impl Shard {
     pub(super) fn on_raft_message(&mut self, m: RaftMessage) {
         let region_id = m.region_id;
         let (Some(to), Some(msg)) = (m.to_peer.clone(), m.message.clone()) else { return };
+        if self.destroying.contains(&region_id) {
+            return; // raft resends once the old peer is gone
+        }
         if let Some(peer) = self.peers.get(&region_id) {
             if to.id < peer.meta.id {
                 return; // for a peer this store replaced
             }
             if to.id > peer.meta.id {
-                // The region re-added this store under a new peer id: our peer is stale.
-                self.destroy_peer(region_id, false);
+                // The region re-added this store under a new peer id: our peer was removed.
+                self.destroy_peer(region_id, true);
+                if self.destroying.contains(&region_id) {
+                    return;
+                }
             }
         }
         if !self.peers.contains_key(&region_id) && (!creates_peer(msg.msg_type) || !self.create_peer_from_message(&m)) {
@@ -68,17 +74,21 @@ impl Shard {
             .and_then(|s| prost::Message::decode(s.data.as_slice()).ok())
             .and_then(|d: net::proto::raft_serverpb::SnapshotData| d.region);
         let Some(r) = snap_region else { return false };
-        let overlap = self.peers.values().any(|p| {
+        let overlap = self.peers.values().find(|p| {
             let o = p.region();
             p.region_id() != r.id
                 && p.is_initialized()
                 && (o.end_key.is_empty() || r.start_key < o.end_key)
                 && (r.end_key.is_empty() || o.start_key < r.end_key)
         });
-        if overlap {
-            tracing::info!(region_id = r.id, "snapshot overlaps a region of this shard; dropped for now");
+        if let Some(o) = overlap {
+            tracing::info!(
+                region_id = r.id,
+                overlapping = o.region_id(),
+                "snapshot overlaps a region of this shard; dropped for now"
+            );
         }
-        !overlap
+        overlap.is_none()
     }
 
     fn peer_for_request(&mut self, region_id: u64) -> Result<&mut crate::peer::Peer, CmdError> {
@@ -210,6 +220,14 @@ impl Shard {
         }
     }
 
+    pub(super) fn on_snapshot_sent(&mut self, region_id: u64, to: u64, ok: bool) {
+        if let Some(p) = self.peers.get_mut(&region_id) {
+            let status = if ok { raft::SnapshotStatus::Finish } else { raft::SnapshotStatus::Failure };
+            p.raw_node.report_snapshot(to, status);
+            self.touched.insert(region_id);
+        }
+    }
+
     pub(super) fn on_snapshot_applied(
         &mut self,
         region_id: u64,
@@ -218,6 +236,7 @@ impl Shard {
         msgs: Vec<eraftpb::Message>,
     ) {
         if let Some(p) = self.peers.get_mut(&region_id).filter(|p| p.meta.id == peer_id) {
+            self.ctx.report_range(region_id, Some(p.region()));
             p.on_snapshot_applied(&self.ctx, number, msgs);
             self.touched.insert(region_id);
         }

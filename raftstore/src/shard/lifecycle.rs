@@ -60,6 +60,11 @@ impl Shard {
 
     /// Destroys a peer. `tombstone`: it was removed from its region (keep a tombstone and
     /// delete its data); otherwise it is only replaced.
+    ///
+    /// An uninitialized peer has nothing in RocksDB: its log is dropped at once, so a new peer
+    /// of the region can start right away. An initialized one is destroyed in order — the
+    /// tombstone and data deletion made durable first, then the log dropped — and messages for
+    /// the region are ignored until that is done.
     pub(super) fn destroy_peer(&mut self, region_id: u64, tombstone: bool) {
         let Some(mut peer) = self.peers.remove(&region_id) else { return };
         peer.fail_pending(|| region_error::region_not_found(region_id));
@@ -67,11 +72,20 @@ impl Shard {
             self.ctx.count_leader(-1);
         }
         self.ctx.count_region(-1);
-        let region = peer.region().clone();
-        let mut wb = WriteBatch::default();
+        tracing::info!(region_id, peer = peer.meta.id, tombstone, "peer destroyed");
         if peer.is_initialized() {
-            delete_data_range(&mut wb, &region.start_key, &region.end_key);
+            self.ctx.report_range(region_id, None);
         }
+        let region = peer.region().clone();
+        if !peer.is_initialized() {
+            match self.ctx.log.remove(region_id) {
+                Ok(d) => drop(d),
+                Err(e) => tracing::warn!(region_id, "log remove failed: {e}"),
+            }
+            return;
+        }
+        let mut wb = WriteBatch::default();
+        delete_data_range(&mut wb, &region.start_key, &region.end_key);
         let state = RegionLocalState {
             state: if tombstone { PeerState::Tombstone as i32 } else { PeerState::Normal as i32 },
             region: Some(region),
@@ -83,7 +97,7 @@ impl Shard {
             wb.delete(keys::region_state_key(region_id));
         }
         wb.delete(keys::apply_state_key(region_id));
-        tracing::info!(region_id, peer = peer.meta.id, tombstone, "peer destroyed");
+        self.destroying.insert(region_id);
         let ctx = self.ctx.clone();
         glommio::spawn_local(async move {
             // The tombstone must be durable before the log forgets the region, or a restart
@@ -95,12 +109,19 @@ impl Shard {
                 },
                 Err(e) => tracing::error!(region_id, "destroying peer failed: {e}"),
             }
+            ctx.push(Event::Destroyed { region_id });
         })
         .detach();
     }
 
+    /// A destroyed peer's state is gone: messages for the region count again.
+    pub(super) fn on_destroyed(&mut self, region_id: u64) {
+        self.destroying.remove(&region_id);
+    }
+
     /// A split applied here: create the new region's peer.
     pub(super) fn on_split_applied(&mut self, region_id: u64, left: Region, right: Region) {
+        self.ctx.report_range(left.id, Some(&left));
         let store_id = self.ctx.store_id.get();
         let is_leader = self.peers.get(&region_id).is_some_and(|p| p.is_leader());
         if let Some(existing) = self.peers.get(&right.id) {
@@ -120,6 +141,7 @@ impl Shard {
             return;
         }
         let Some(me) = right.peers.iter().find(|p| p.store_id == store_id).cloned() else { return };
+        self.ctx.report_range(right.id, Some(&right));
         match Peer::new(&self.ctx, right.clone(), me, PeerStorage::initial_apply_state()) {
             Ok(mut peer) => {
                 if is_leader {

@@ -25,13 +25,14 @@ pub struct Shard {
     touched: BTreeSet<u64>,
     ticks: u64,
     handovers_in_flight: BTreeSet<u64>,
+    destroying: BTreeSet<u64>,
 }
 
 impl Shard {
     /// A shard with the peers recovered at start-up.
     pub fn new(ctx: Rc<ShardCtx>, peers: HashMap<u64, Peer>) -> Self {
         let touched = peers.keys().copied().collect();
-        Shard { ctx, peers, touched, ticks: 0, handovers_in_flight: BTreeSet::new() }
+        Shard { ctx, peers, touched, ticks: 0, handovers_in_flight: BTreeSet::new(), destroying: BTreeSet::new() }
     }
 
     /// Runs until the store stops.
@@ -70,6 +71,7 @@ impl Shard {
             Event::SnapshotApplied { region_id, peer_id, number, msgs } => {
                 self.on_snapshot_applied(region_id, peer_id, number, msgs)
             }
+            Event::SnapshotSent { region_id, to, ok } => self.on_snapshot_sent(region_id, to, ok),
             Event::Flushed { applied } => self.on_flushed(applied),
             Event::SplitCheckResult { region_id, epoch, split_key, size, keys } => {
                 self.on_split_check(region_id, epoch, split_key, size, keys)
@@ -82,6 +84,7 @@ impl Shard {
             Event::HandoverLanded(h) => self.on_handover_landed(*h),
             Event::HandoverDone { region_id } => self.on_handover_done(region_id),
             Event::HandoverFailed { region_id } => self.on_handover_failed(region_id),
+            Event::Destroyed { region_id } => self.on_destroyed(region_id),
         }
     }
 

@@ -205,6 +205,15 @@ pub enum Event {
         /// The snapshot.
         snap: Result<Box<Snapshot>, String>,
     },
+    /// A snapshot transfer to `to` ended.
+    SnapshotSent {
+        /// Region.
+        region_id: u64,
+        /// The receiving peer.
+        to: u64,
+        /// Whether every chunk was delivered.
+        ok: bool,
+    },
     /// A received snapshot's data is durable.
     SnapshotApplied {
         /// Region.
@@ -270,6 +279,11 @@ pub enum Event {
         /// Region.
         region_id: u64,
     },
+    /// A destroyed peer's tombstone is durable and its log dropped.
+    Destroyed {
+        /// Region.
+        region_id: u64,
+    },
 }
 
 /// What shards send each other through their mailboxes.
@@ -319,6 +333,14 @@ pub enum ShardMsg {
         region_id: u64,
         /// Its shard.
         shard: Option<usize>,
+    },
+    /// To the coordinator (shard 0): the key range of an initialized region on the store
+    /// (`None`: the region left the store).
+    Range {
+        /// Region.
+        region_id: u64,
+        /// `(start, end, version)`.
+        range: Option<(Bytes, Bytes, u64)>,
     },
     /// To the coordinator (shard 0): place a region created from a raft message.
     Place(Box<RaftMessage>),
