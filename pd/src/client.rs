@@ -282,16 +282,65 @@ impl PdClient {
         self.call::<_, ReportSplitResponse>(Method::PdReportSplit, &req).await.map(|_| ())
     }
 
-    /// Sends a store heartbeat.
-    pub async fn store_heartbeat(&self, stats: StoreStats) -> Result<()> {
+    /// Sends a store heartbeat; returns the operator steps for regions the store leads.
+    pub async fn store_heartbeat(&self, stats: StoreStats) -> Result<Vec<OperatorStep>> {
         let req = StoreHeartbeatRequest { header: self.header(), stats: Some(stats) };
-        self.call::<_, StoreHeartbeatResponse>(Method::PdStoreHeartbeat, &req).await.map(|_| ())
+        self.call::<_, StoreHeartbeatResponse>(Method::PdStoreHeartbeat, &req).await.map(|r| r.steps)
     }
 
-    /// Sends a region heartbeat (from the region's leader).
-    pub async fn region_heartbeat(&self, mut req: RegionHeartbeatRequest) -> Result<()> {
+    /// Sends a region heartbeat (from the region's leader); returns the step its leader should
+    /// take, if an operator runs on the region.
+    pub async fn region_heartbeat(&self, mut req: RegionHeartbeatRequest) -> Result<Option<OperatorStep>> {
         req.header = self.header();
-        self.call::<_, RegionHeartbeatResponse>(Method::PdRegionHeartbeat, &req).await.map(|_| ())
+        self.call::<_, RegionHeartbeatResponse>(Method::PdRegionHeartbeat, &req).await.map(|r| r.step)
+    }
+
+    /// Operators (running, and recent finished ones if asked).
+    pub async fn operators(&self, include_finished: bool) -> Result<Vec<OperatorInfo>> {
+        let req = GetOperatorsRequest { header: self.header(), include_finished };
+        self.call::<_, GetOperatorsResponse>(Method::PdGetOperators, &req).await.map(|r| r.operators)
+    }
+
+    /// Adds an operator by hand: `kind` is transfer-leader, add-peer, remove-peer or move-peer.
+    pub async fn add_operator(
+        &self,
+        region_id: u64,
+        kind: &str,
+        store_id: u64,
+        from_store_id: u64,
+    ) -> Result<OperatorInfo> {
+        let req =
+            AddOperatorRequest { header: self.header(), region_id, kind: kind.to_string(), store_id, from_store_id };
+        let r: AddOperatorResponse = self.call(Method::PdAddOperator, &req).await?;
+        r.operator.ok_or_else(|| PdError::Malformed("no operator in the response".into()))
+    }
+
+    /// Cancels a region's operator.
+    pub async fn cancel_operator(&self, region_id: u64) -> Result<()> {
+        let req = CancelOperatorRequest { header: self.header(), region_id };
+        self.call::<_, CancelOperatorResponse>(Method::PdCancelOperator, &req).await.map(|_| ())
+    }
+
+    /// The schedulers and whether each is paused.
+    pub async fn schedulers(&self) -> Result<Vec<SchedulerInfo>> {
+        let req = ListSchedulersRequest { header: self.header() };
+        self.call::<_, ListSchedulersResponse>(Method::PdListSchedulers, &req).await.map(|r| r.schedulers)
+    }
+
+    /// Pauses (or resumes) a scheduler.
+    pub async fn pause_scheduler(&self, name: &str, pause: bool) -> Result<()> {
+        let req = PauseSchedulerRequest { header: self.header(), name: name.to_string(), pause };
+        self.call::<_, PauseSchedulerResponse>(Method::PdPauseScheduler, &req).await.map(|_| ())
+    }
+
+    /// Reads the schedule configuration after applying `set` (empty: only read).
+    pub async fn schedule_config(
+        &self,
+        set: Vec<(String, String)>,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        let req = ScheduleConfigRequest { header: self.header(), set: set.into_iter().collect() };
+        let r: ScheduleConfigResponse = self.call(Method::PdScheduleConfig, &req).await?;
+        Ok(r.config.into_iter().collect())
     }
 
     /// Cluster summary.

@@ -20,6 +20,8 @@ pub mod error;
 pub mod id_alloc;
 pub mod region_tree;
 pub mod route;
+pub mod schedule;
+mod scheduling;
 pub mod server;
 pub mod storage;
 pub mod tso;

@@ -24,6 +24,10 @@ pub struct RegionInfo {
     pub approximate_keys: u64,
     /// Unix ms of the last heartbeat.
     pub last_heartbeat_ms: u64,
+    /// Peers the leader reports as lagging (catching up or receiving a snapshot).
+    pub pending_peers: Vec<Peer>,
+    /// Peers the leader has not heard from for a while.
+    pub down_peers: Vec<Peer>,
 }
 
 /// Outcome of an update.

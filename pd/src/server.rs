@@ -29,21 +29,23 @@ pub struct StoreInfo {
     pub stats: Option<StoreStats>,
 }
 
+/// Everything PD knows of the cluster.
 #[derive(Default)]
-struct Cluster {
-    bootstrapped: bool,
-    stores: BTreeMap<u64, StoreInfo>,
-    regions: RegionTree,
+pub(crate) struct Cluster {
+    pub(crate) bootstrapped: bool,
+    pub(crate) stores: BTreeMap<u64, StoreInfo>,
+    pub(crate) regions: RegionTree,
 }
 
 /// The placement driver.
 pub struct Pd {
     cluster_id: u64,
-    storage: Storage,
-    ids: IdAllocator,
+    pub(crate) storage: Storage,
+    pub(crate) ids: IdAllocator,
     tso: Tso,
-    cluster: RefCell<Cluster>,
+    pub(crate) cluster: RefCell<Cluster>,
     bootstrapping: Cell<bool>,
+    pub(crate) sched: crate::scheduling::Scheduling,
 }
 
 /// Runs `Result`-returning handler bodies and turns errors into a response header.
@@ -96,7 +98,13 @@ with_header!(
     ReportSplitResponse,
     StoreHeartbeatResponse,
     RegionHeartbeatResponse,
-    GetClusterInfoResponse
+    GetClusterInfoResponse,
+    GetOperatorsResponse,
+    AddOperatorResponse,
+    CancelOperatorResponse,
+    ListSchedulersResponse,
+    PauseSchedulerResponse,
+    ScheduleConfigResponse
 );
 
 fn region_info_msg(i: &RegionInfo) -> net::proto::pdpb::RegionInfo {
@@ -133,6 +141,7 @@ impl Pd {
             }
         }
         let tso = Tso::start(storage.clone(), loaded.tso)?;
+        let sched = crate::scheduling::Scheduling::load(&storage)?;
         let ids = IdAllocator::new(storage.clone(), loaded.alloc_id);
         tracing::info!(
             cluster_id,
@@ -149,6 +158,7 @@ impl Pd {
             tso,
             cluster: RefCell::new(cluster),
             bootstrapping: Cell::new(false),
+            sched,
         }))
     }
 
@@ -170,7 +180,7 @@ impl Pd {
         })
     }
 
-    fn header(&self, err: Option<PdError>) -> ResponseHeader {
+    pub(crate) fn header(&self, err: Option<PdError>) -> ResponseHeader {
         let error = err.map(|e| match e {
             PdError::Server { kind, message } => Error { r#type: kind as i32, message },
             other => Error { r#type: ErrorType::Unknown as i32, message: other.to_string() },
@@ -178,7 +188,7 @@ impl Pd {
         ResponseHeader { cluster_id: self.cluster_id, error }
     }
 
-    fn check_header(&self, h: &Option<RequestHeader>) -> Result<()> {
+    pub(crate) fn check_header(&self, h: &Option<RequestHeader>) -> Result<()> {
         match h {
             Some(h) if h.cluster_id != 0 && h.cluster_id != self.cluster_id => Err(PdError::server(
                 ErrorType::ClusterMismatch,
@@ -386,8 +396,10 @@ impl Pd {
             .get_mut(&stats.store_id)
             .ok_or_else(|| PdError::server(ErrorType::StoreNotFound, format!("no store {}", stats.store_id)))?;
         stats.last_heartbeat_ms = tso::now_ms();
+        let store_id = stats.store_id;
         s.stats = Some(stats);
-        Ok(StoreHeartbeatResponse::default())
+        drop(c);
+        Ok(StoreHeartbeatResponse { header: None, steps: self.steps_for_store(store_id) })
     }
 
     async fn region_heartbeat(&self, req: RegionHeartbeatRequest) -> Result<RegionHeartbeatResponse> {
@@ -404,9 +416,12 @@ impl Pd {
             approximate_size: req.approximate_size,
             approximate_keys: req.approximate_keys,
             last_heartbeat_ms: tso::now_ms(),
+            pending_peers: req.pending_peers,
+            down_peers: req.down_peers,
         };
+        let region_id = info.region.id;
         self.record_region(info, false).await?;
-        Ok(RegionHeartbeatResponse::default())
+        Ok(RegionHeartbeatResponse { header: None, step: self.step_for_region(region_id) })
     }
 
     fn cluster_info(&self, req: GetClusterInfoRequest) -> Result<GetClusterInfoResponse> {
@@ -494,6 +509,26 @@ impl Service for PdService {
                 Method::PdGetClusterInfo => {
                     typed(payload, |r| async move { respond!(p, GetClusterInfoResponse, p.cluster_info(r)) }).await
                 }
+                Method::PdGetOperators => {
+                    typed(payload, |r| async move { respond!(p, GetOperatorsResponse, p.get_operators(r)) }).await
+                }
+                Method::PdAddOperator => {
+                    typed(payload, |r| async move { respond!(p, AddOperatorResponse, p.add_operator(r).await) }).await
+                }
+                Method::PdCancelOperator => {
+                    typed(payload, |r| async move { respond!(p, CancelOperatorResponse, p.cancel_operator(r)) }).await
+                }
+                Method::PdListSchedulers => {
+                    typed(payload, |r| async move { respond!(p, ListSchedulersResponse, p.list_schedulers(r)) }).await
+                }
+                Method::PdPauseScheduler => {
+                    typed(payload, |r| async move { respond!(p, PauseSchedulerResponse, p.pause_scheduler(r).await) })
+                        .await
+                }
+                Method::PdScheduleConfig => {
+                    typed(payload, |r| async move { respond!(p, ScheduleConfigResponse, p.schedule_config(r).await) })
+                        .await
+                }
                 other => Err(net::server::status(
                     net::proto::rpcpb::StatusCode::Unimplemented,
                     format!("PD does not serve {other:?}"),
@@ -512,9 +547,11 @@ pub fn spawn_server(
     stop: impl std::future::Future<Output = ()> + 'static,
 ) -> glommio::Task<()> {
     let updater = pd.start_tso_updater();
+    let scheduler = pd.start_scheduler();
     let stats = Rc::new(net::server::ServerStats::default());
     glommio::spawn_local(async move {
         net::server::serve_until(listener, Rc::new(PdService(pd)), config, stats, stop).await;
         drop(updater);
+        drop(scheduler);
     })
 }

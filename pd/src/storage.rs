@@ -144,6 +144,11 @@ impl Storage {
         Ok(out)
     }
 
+    /// Reads a key on the calling thread (start-up only).
+    pub fn get_blocking(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.db.get(key).map_err(storage_err)
+    }
+
     /// Applies a write on the blocking pool and waits for it.
     pub async fn write(&self, w: Write) -> Result<()> {
         let db = self.db.clone();

@@ -113,6 +113,22 @@ impl Default for StorageConfig {
     }
 }
 
+/// Balancing regions across the shards of this store (no PD involved).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BalanceConfig {
+    /// How often shard 0 compares the shards' region counts and moves one region from the
+    /// fullest shard to the emptiest when they differ by more than one; 0 disables.
+    /// Default 2 000 ms.
+    pub shard_balance_interval_ms: u64,
+}
+
+impl Default for BalanceConfig {
+    fn default() -> Self {
+        BalanceConfig { shard_balance_interval_ms: 2_000 }
+    }
+}
+
 /// Talking to PD.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
@@ -162,6 +178,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// PD settings.
     pub pd: PdConfig,
+    /// Shard balance.
+    pub balance: BalanceConfig,
 }
 
 impl Default for Config {
@@ -176,6 +194,7 @@ impl Default for Config {
             split: SplitConfig::default(),
             storage: StorageConfig::default(),
             pd: PdConfig::default(),
+            balance: BalanceConfig::default(),
         }
     }
 }
@@ -251,6 +270,7 @@ impl Config {
         c.storage.write_buffer_mb = 8;
         c.storage.log_segment_mb = 4;
         c.storage.log_cache_mb = 16;
+        c.balance.shard_balance_interval_ms = 300;
         c
     }
 }

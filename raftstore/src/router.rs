@@ -92,6 +92,8 @@ pub fn dispatch(ctx: &Rc<ShardCtx>, service: &Rc<StoreService>, msg: ShardMsg, s
         ShardMsg::Place(m) => place(ctx, *m),
         ShardMsg::Directory { region_id, shard } => ctx.set_dir(region_id, shard),
         ShardMsg::Range { region_id, range } => ctx.set_range(region_id, range),
+        ShardMsg::Operator(step) => ctx.push(Event::Operator(step)),
+        ShardMsg::Rebalance { to_shard } => ctx.push(Event::Rebalance { to_shard }),
         ShardMsg::Created { region_id, shard } => on_created(ctx, region_id, shard),
         ShardMsg::HandoverOut { region_id, to_shard } => ctx.push(Event::HandoverOut { region_id, to_shard }),
         ShardMsg::HandoverIn(h) => ctx.push(Event::HandoverIn(h)),
@@ -107,5 +109,36 @@ pub fn dispatch(ctx: &Rc<ShardCtx>, service: &Rc<StoreService>, msg: ShardMsg, s
         }
         ShardMsg::ForwardReply { id, result } => ctx.finish_forward(id, result),
         m @ (ShardMsg::Loaded { .. } | ShardMsg::StartupPlan { .. }) => startup.deliver(m),
+    }
+}
+
+/// Hands a PD operator step to the shard hosting its region.
+pub fn route_step(ctx: &ShardCtx, step: net::proto::pdpb::OperatorStep) {
+    match ctx.shard_of(step.region_id) {
+        Some(s) if s == ctx.shard_id => ctx.push(Event::Operator(Box::new(step))),
+        Some(s) => send(ctx, s, ShardMsg::Operator(Box::new(step))),
+        None => {}
+    }
+}
+
+/// Coordinator: if a shard has more than one region more than another, asks it to move one.
+pub fn balance_shards(ctx: &ShardCtx) {
+    if ctx.shards < 2 || ctx.shared.shard_balance_paused.load(Ordering::Relaxed) {
+        return;
+    }
+    let counts: Vec<u32> = ctx.shared.region_counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let (Some(src), Some(dst)) = (
+        (0..counts.len()).max_by_key(|&i| (counts[i], std::cmp::Reverse(i))),
+        (0..counts.len()).min_by_key(|&i| (counts[i], i)),
+    ) else {
+        return;
+    };
+    if counts[src] <= counts[dst] + 1 {
+        return;
+    }
+    if src == ctx.shard_id {
+        ctx.push(Event::Rebalance { to_shard: dst });
+    } else {
+        send(ctx, src, ShardMsg::Rebalance { to_shard: dst });
     }
 }

@@ -430,16 +430,24 @@ fn spawn_store_heartbeats(ctx: Rc<ShardCtx>) {
             let s = &ctx.shared;
             let regions: Vec<u32> = s.region_counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
             let leaders: Vec<u32> = s.leader_counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+            let (capacity, available) = disk_space(&ctx.cfg.data_dir);
             let stats = StoreStats {
                 store_id: ctx.store_id.get(),
                 region_count: regions.iter().sum(),
                 leader_count: leaders.iter().sum(),
                 shard_region_counts: regions,
                 shard_leader_counts: leaders,
+                capacity,
+                available,
                 ..Default::default()
             };
-            if let Err(e) = ctx.pd.store_heartbeat(stats).await {
-                tracing::debug!("store heartbeat: {e}");
+            match ctx.pd.store_heartbeat(stats).await {
+                Ok(steps) => {
+                    for step in steps {
+                        crate::router::route_step(&ctx, step);
+                    }
+                }
+                Err(e) => tracing::debug!("store heartbeat: {e}"),
             }
             glommio::timer::sleep(Duration::from_millis(ctx.cfg.pd.store_heartbeat_ms)).await;
             if ctx.shared.stopping.load(Ordering::Relaxed) {
@@ -448,4 +456,19 @@ fn spawn_store_heartbeats(ctx: Rc<ShardCtx>) {
         }
     })
     .detach();
+}
+
+/// Capacity and available bytes of the file system holding `dir` (0, 0 if unknown).
+fn disk_space(dir: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return (0, 0) };
+    // SAFETY: statvfs writes into the zeroed struct; the path is a valid C string.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(path.as_ptr(), &mut st) != 0 {
+            return (0, 0);
+        }
+        let frsize = st.f_frsize as u64;
+        (st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize)
+    }
 }

@@ -173,6 +173,13 @@ pub fn kv_client(pd_addr: &str) -> KvClient {
     KvClient::new(Rc::new(pd_client(pd_addr)), KvConfig::default())
 }
 
+/// Pauses every PD scheduler (tests that change membership by hand).
+pub async fn pause_schedulers(pd: &PdClient) {
+    for s in pd.schedulers().await.expect("list schedulers") {
+        pd.pause_scheduler(&s.name, true).await.expect("pause scheduler");
+    }
+}
+
 /// Waits until `cond` holds, checking every 20 ms; panics with `what` after `timeout`.
 pub async fn wait_until<F: Future<Output = bool>>(timeout: Duration, what: &str, mut cond: impl FnMut() -> F) {
     let start = Instant::now();
@@ -184,11 +191,12 @@ pub async fn wait_until<F: Future<Output = bool>>(timeout: Duration, what: &str,
     }
 }
 
-/// Adds a voter on every store of `stores` to every region lacking one (the replica
-/// checker's job until PD scheduling exists): first as a learner, promoted once it has the
+/// Adds a voter on every store of `stores` to every region lacking one, by hand (PD's
+/// schedulers are paused first, so that the test decides membership alone): first as a learner, promoted once it has the
 /// region's data, so that the quorum never depends on a peer still catching up. Waits until
 /// every region has them all.
 pub async fn replicate_all(pd: &PdClient, kv: &KvClient, stores: &[u64]) {
+    pause_schedulers(pd).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let regions = pd.scan_regions(b"", b"", 0).await.expect("scan regions");

@@ -2,6 +2,8 @@
 
 #[path = "percore-ctl/kv.rs"]
 mod kv;
+#[path = "percore-ctl/sched.rs"]
+mod sched;
 
 use clap::{Parser, Subcommand};
 use net::proto::metapb::{Region, Store};
@@ -51,6 +53,18 @@ enum Command {
     AllocId,
     #[command(flatten)]
     Kv(kv::KvCommand),
+    /// Running operators (with --all, also recently finished ones).
+    Operators {
+        /// Include finished operators.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Add or cancel an operator by hand.
+    #[command(subcommand)]
+    Operator(sched::OperatorCommand),
+    /// List, pause, resume and configure the schedulers.
+    #[command(subcommand)]
+    Scheduler(sched::SchedulerCommand),
 }
 
 fn main() {
@@ -219,6 +233,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Kv(cmd) => kv::run(&pd, cmd, cli.json).await?,
+        Command::Operators { all } => sched::list_operators(&pd, all, cli.json).await?,
+        Command::Operator(cmd) => sched::operator(&pd, cmd, cli.json).await?,
+        Command::Scheduler(cmd) => sched::scheduler(&pd, cmd, cli.json).await?,
     }
     Ok(())
 }

@@ -135,16 +135,15 @@ pub fn serve(ctx: &Rc<ShardCtx>, region: &Region, req: ReadRequest, reply: onesh
     }
 }
 
+/// Pairs a read found (`None` value: the key does not exist).
+type Pairs = Vec<(Bytes, Option<Bytes>)>;
+
 fn db_err(e: crate::error::StoreError) -> CmdError {
     CmdError::Other(e.to_string())
 }
 
 /// The read from memory; `Ok(None)` if some data is only on disk.
-fn execute_cached(
-    ctx: &ShardCtx,
-    region: &Region,
-    req: &ReadRequest,
-) -> Result<Option<Vec<(Bytes, Option<Bytes>)>>, CmdError> {
+fn execute_cached(ctx: &ShardCtx, region: &Region, req: &ReadRequest) -> Result<Option<Pairs>, CmdError> {
     match req {
         ReadRequest::Get { key } => Ok(ctx
             .engine
@@ -173,7 +172,7 @@ fn execute_cached(
     }
 }
 
-fn collect(out: &mut Vec<(Bytes, Option<Bytes>)>, k: &[u8], v: &[u8], limit: u32, key_only: bool) -> bool {
+fn collect(out: &mut Pairs, k: &[u8], v: &[u8], limit: u32, key_only: bool) -> bool {
     let value = if key_only { Bytes::new() } else { Bytes::copy_from_slice(v) };
     out.push((Bytes::copy_from_slice(k), Some(value)));
     limit == 0 || out.len() < limit as usize

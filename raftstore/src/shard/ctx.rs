@@ -44,6 +44,10 @@ pub struct StoreShared {
     pub snapshots_applied: AtomicU64,
     /// Snapshots this store generated (to send).
     pub snapshots_generated: AtomicU64,
+    /// Stops moving regions between shards (a test hook; configuration disables it for good).
+    pub shard_balance_paused: AtomicBool,
+    /// Regions moved between shards by shard balance.
+    pub shard_moves: AtomicU64,
 }
 
 impl StoreShared {
@@ -59,6 +63,8 @@ impl StoreShared {
             stopping: AtomicBool::new(false),
             snapshots_applied: AtomicU64::new(0),
             snapshots_generated: AtomicU64::new(0),
+            shard_balance_paused: AtomicBool::new(false),
+            shard_moves: AtomicU64::new(0),
         })
     }
 

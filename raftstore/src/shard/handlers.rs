@@ -31,9 +31,18 @@ fn creates_peer(t: i32) -> bool {
 impl Shard {
     pub(super) fn on_raft_message(&mut self, m: RaftMessage) {
         let region_id = m.region_id;
+        if m.is_tombstone {
+            return self.on_tombstone(&m);
+        }
         let (Some(to), Some(msg)) = (m.to_peer.clone(), m.message.clone()) else { return };
         if self.destroying.contains(&region_id) {
             return; // raft resends once the old peer is gone
+        }
+        if let Some(peer) = self.peers.get(&region_id).filter(|p| p.is_initialized()) {
+            let region = peer.region().clone();
+            if self.reply_tombstone(&region, &m) {
+                return;
+            }
         }
         if let Some(peer) = self.peers.get(&region_id) {
             if to.id < peer.meta.id {

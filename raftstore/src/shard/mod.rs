@@ -9,6 +9,7 @@ mod handlers;
 mod lifecycle;
 pub mod msg;
 mod periodic;
+mod schedule;
 
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
@@ -85,6 +86,8 @@ impl Shard {
             Event::HandoverDone { region_id } => self.on_handover_done(region_id),
             Event::HandoverFailed { region_id } => self.on_handover_failed(region_id),
             Event::Destroyed { region_id } => self.on_destroyed(region_id),
+            Event::Operator(step) => self.on_operator(*step),
+            Event::Rebalance { to_shard } => self.on_rebalance(to_shard),
         }
     }
 

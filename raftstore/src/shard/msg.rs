@@ -284,6 +284,13 @@ pub enum Event {
         /// Region.
         region_id: u64,
     },
+    /// A step of a PD operator for a region this shard leads.
+    Operator(Box<net::proto::pdpb::OperatorStep>),
+    /// Shard balance: move one region of this shard to `to_shard`.
+    Rebalance {
+        /// Target shard.
+        to_shard: usize,
+    },
 }
 
 /// What shards send each other through their mailboxes.
@@ -333,6 +340,13 @@ pub enum ShardMsg {
         region_id: u64,
         /// Its shard.
         shard: Option<usize>,
+    },
+    /// A step of a PD operator for a region the destination shard hosts.
+    Operator(Box<net::proto::pdpb::OperatorStep>),
+    /// Shard balance: move one region of the destination shard to `to_shard`.
+    Rebalance {
+        /// Target shard.
+        to_shard: usize,
     },
     /// To the coordinator (shard 0): the key range of an initialized region on the store
     /// (`None`: the region left the store).

@@ -40,6 +40,10 @@ impl Shard {
         if every(self.ticks, cfg.split.split_check_interval_ms, base) {
             self.run_split_checks();
         }
+        let shard_balance = cfg.balance.shard_balance_interval_ms;
+        if self.ctx.shard_id == 0 && shard_balance > 0 && every(self.ticks, shard_balance, base) {
+            crate::router::balance_shards(&self.ctx);
+        }
     }
 
     fn send_region_heartbeats(&mut self, all: bool) {
@@ -48,21 +52,24 @@ impl Shard {
                 continue;
             }
             p.heartbeat_due = false;
+            let (pending_peers, down_peers) = lagging_peers(p);
             let req = RegionHeartbeatRequest {
                 header: None,
                 region: Some(p.region().clone()),
                 leader: Some(p.meta.clone()),
                 leader_shard: self.ctx.shard_id as u32,
-                down_peers: vec![],
-                pending_peers: vec![],
+                down_peers,
+                pending_peers,
                 approximate_size: p.approximate.0,
                 approximate_keys: p.approximate.1,
                 term: p.raw_node.raft.term,
             };
-            let pd = self.ctx.pd.clone();
+            let ctx = self.ctx.clone();
             glommio::spawn_local(async move {
-                if let Err(e) = pd.region_heartbeat(req).await {
-                    tracing::debug!("region heartbeat: {e}");
+                match ctx.pd.region_heartbeat(req).await {
+                    Ok(Some(step)) => ctx.push(Event::Operator(Box::new(step))),
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!("region heartbeat: {e}"),
                 }
             })
             .detach();
@@ -193,4 +200,25 @@ impl Shard {
         })
         .detach();
     }
+}
+
+/// Peers the leader sees lagging (pending: needs a snapshot or has not caught up to the
+/// log's start) and silent (down: not heard from within an election timeout).
+fn lagging_peers(p: &crate::peer::Peer) -> (Vec<net::proto::metapb::Peer>, Vec<net::proto::metapb::Peer>) {
+    let (truncated, _) = p.raw_node.store().truncated();
+    let mut pending = Vec::new();
+    let mut down = Vec::new();
+    for (id, pr) in p.raw_node.raft.prs().iter() {
+        if *id == p.meta.id {
+            continue;
+        }
+        let Some(peer) = p.peer_by_id(*id).cloned() else { continue };
+        if pr.state == raft::ProgressState::Snapshot || pr.matched < truncated || pr.matched == 0 {
+            pending.push(peer.clone());
+        }
+        if !pr.recent_active {
+            down.push(peer);
+        }
+    }
+    (pending, down)
 }
