@@ -158,3 +158,30 @@ fn the_client_reconnects_with_backoff_across_a_pd_restart() {
     client_thread.join().unwrap();
     pd.stop();
 }
+
+#[test]
+fn scheduler_control_is_persisted() {
+    let dir = tempfile::tempdir().unwrap();
+    let pd = common::InProcessPd::start(dir.path());
+    let addr = pd.addr.clone();
+    common::run(move || async move {
+        let c = common::client(&addr);
+        let cfg = c.schedule_config(vec![("max-store-down-time-ms".into(), "4242".into())]).await.unwrap();
+        assert_eq!(cfg["max-store-down-time-ms"], "4242");
+        assert!(c.schedule_config(vec![("max-replicas".into(), "zero".into())]).await.is_err());
+        c.pause_scheduler("balance-region", true).await.unwrap();
+        assert!(c.pause_scheduler("no-such", true).await.is_err());
+    });
+    pd.stop();
+    let pd = common::InProcessPd::start(dir.path());
+    let addr = pd.addr.clone();
+    common::run(move || async move {
+        let c = common::client(&addr);
+        let cfg = c.schedule_config(vec![]).await.unwrap();
+        assert_eq!(cfg["max-store-down-time-ms"], "4242");
+        let s = c.schedulers().await.unwrap();
+        assert!(s.iter().any(|s| s.name == "balance-region" && s.paused));
+        assert!(s.iter().any(|s| s.name == "balance-leader" && !s.paused));
+    });
+    pd.stop();
+}
