@@ -52,8 +52,8 @@ pub struct YcsbArgs {
     /// Measured run time; the run stops at the duration (or at --operations, if given).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Run-phase warm-up: operations run but are not measured.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    /// Run-phase warm-up: operations run but are not measured (`0`: none).
+    #[arg(long, default_value = "2s", value_parser = parse_warmup)]
     pub warmup: Duration,
     /// Hard time bound of each phase; a phase cut by it fails the run.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
@@ -97,6 +97,13 @@ pub struct YcsbArgs {
 /// An optional interval (`0`/`off` = none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interval(pub Option<Duration>);
+
+fn parse_warmup(s: &str) -> Result<Duration, String> {
+    match s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<f64>() {
+        Ok(v) if v == 0.0 => Ok(Duration::ZERO),
+        _ => parse_duration(s),
+    }
+}
 
 fn parse_interval(s: &str) -> Result<Interval, String> {
     match s.trim() {
@@ -216,6 +223,9 @@ mod tests {
         }
         assert!(parse("--phase run --redis 127.0.0.1:6379").is_ok());
         assert_eq!(parse("--progress off").unwrap().progress, Interval(None));
+        assert_eq!(parse("--warmup 0s").unwrap().warmup, Duration::ZERO);
+        assert_eq!(parse("--warmup 0").unwrap().warmup, Duration::ZERO);
+        assert!(parse("--warmup -1s").is_err());
         assert_eq!(parse("--progress 2s").unwrap().progress, Interval(Some(Duration::from_secs(2))));
     }
 }
