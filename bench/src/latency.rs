@@ -1,10 +1,8 @@
 //! Latency histograms and their summary figures.
-#![allow(dead_code)] // The YCSB report (a later issue) uses the fields the log report does not.
 
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde_json::json;
 
 /// A latency histogram in nanoseconds (1 ns .. 100 s, 3 significant digits).
 pub fn new_histogram() -> Histogram<u64> {
@@ -51,19 +49,6 @@ impl Summary {
             p999_us: us(h.value_at_quantile(0.999)),
             max_us: us(h.max()),
         }
-    }
-
-    /// The figures as JSON.
-    pub fn to_json(self) -> serde_json::Value {
-        json!({
-            "count": self.count,
-            "avg_us": round1(self.avg_us),
-            "p50_us": round1(self.p50_us),
-            "p95_us": round1(self.p95_us),
-            "p99_us": round1(self.p99_us),
-            "p999_us": round1(self.p999_us),
-            "max_us": round1(self.max_us),
-        })
     }
 }
 

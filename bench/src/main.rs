@@ -4,6 +4,8 @@
 //! * `log` — the per-shard raft log engine: durable appends per second against a plain
 //!   append + fdatasync baseline measured in the same run on the same directory.
 //! * `tso` — PD's timestamp oracle through the batching PD client.
+//! * `ycsb` — YCSB's core workloads against an embedded cluster, a running cluster or a
+//!   Redis server; `plot` and `compare` read its JSON results back.
 
 use clap::{Parser, Subcommand};
 
@@ -11,6 +13,7 @@ mod args;
 mod latency;
 mod log_bench;
 mod tso_bench;
+mod ycsb;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -29,6 +32,13 @@ enum Command {
     Log(log_bench::LogArgs),
     /// PD's timestamp oracle: timestamps/s with batching, and request latency.
     Tso(tso_bench::TsoArgs),
+    /// YCSB workloads A–F (or a workload file) against an embedded cluster, a running
+    /// cluster (--pd) or a Redis server (--redis).
+    Ycsb(Box<ycsb::cli::YcsbArgs>),
+    /// An SVG latency-percentile chart of YCSB JSON results.
+    Plot(ycsb::plot::PlotArgs),
+    /// Two YCSB JSON results side by side, with ratios.
+    Compare(ycsb::compare::CompareArgs),
 }
 
 fn main() {
@@ -36,6 +46,9 @@ fn main() {
     let result = match cli.command {
         Command::Log(args) => log_bench::run(args),
         Command::Tso(args) => tso_bench::run(args),
+        Command::Ycsb(args) => ycsb::run(*args),
+        Command::Plot(args) => ycsb::plot::run(args),
+        Command::Compare(args) => ycsb::compare::run(args),
     };
     if let Err(e) = result {
         eprintln!("percore-bench: {e:#}");
