@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod failpoint;
 pub mod log;
 pub mod mailbox;
 pub mod notify;

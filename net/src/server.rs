@@ -106,6 +106,10 @@ pub async fn serve_until(
     };
     futures_lite::future::or(accept, stop).await;
     drop(listener);
+    // Close every connection and wait for their tasks — but not forever: a request handler
+    // still waiting on work that will never finish (another shard already stopped) keeps its
+    // connection's state alive, and must not keep the server from stopping.
+    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
     loop {
         let notified = gone.notified();
         let open: Vec<Rc<Outgoing>> = live.borrow().iter().filter_map(|w| w.upgrade()).collect();
@@ -115,10 +119,18 @@ pub async fn serve_until(
         for out in &open {
             out.close("server shutting down");
         }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            tracing::warn!(open = open.len(), "stopping with requests still in flight");
+            break;
+        }
         drop(open);
-        notified.await;
+        futures_lite::future::or(notified, glommio::timer::sleep(left)).await;
     }
 }
+
+/// How long a stopping server waits for its connections' tasks to end.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn serve_connection(
     reader: glommio::net::TcpStream,

@@ -305,6 +305,7 @@ async fn run_shard(
     ctx.shared.stopping.store(true, Ordering::SeqCst);
     ctx.push(Event::Tick);
     raft_loop.await;
+    ctx.drop_forwards();
     server.await;
     ctx.outbox.flush().await;
     ctx.engine.close();

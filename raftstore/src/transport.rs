@@ -107,6 +107,10 @@ impl Transport {
         self.bump(|s| s.messages += 1);
         if !self.shared.allow(self.store_id.get(), to_store, &msg) {
             self.bump(|s| s.dropped += 1);
+            // A dropped snapshot must be reported, or raft waits for it forever.
+            if let Some(m) = msg.message.as_ref().filter(|m| m.msg_type == MessageType::MsgSnapshot as i32) {
+                self.report_snapshot(msg.region_id, m.to, false);
+            }
             return;
         }
         self.pending.borrow_mut().entry(to_store).or_default().push(msg);

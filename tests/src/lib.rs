@@ -8,3 +8,4 @@
 pub mod cluster;
 pub mod filter;
 pub mod workload;
+pub mod scenario;

@@ -333,6 +333,7 @@ impl LogEngine {
     /// the hard state of `region`. Returns once the record is in the open batch; the returned
     /// future completes when it is durable. Entries are readable at once.
     pub fn append(&self, region: u64, entries: Vec<Entry>, hard_state: Option<HardState>) -> Result<Durable> {
+        crate::crash_point!("log::append::before");
         let mut st = self.sh.st.borrow_mut();
         st.check_usable()?;
         for w in entries.windows(2) {
@@ -846,6 +847,7 @@ async fn writer(sh: Rc<Shared>) {
             sh.fail(LogError::io("write", &path, e));
             break;
         }
+        crate::crash_point!("log::write::after");
         {
             let mut st = sh.st.borrow_mut();
             st.stats.write_nanos += t.elapsed().as_nanos() as u64;
@@ -900,10 +902,12 @@ async fn syncer(sh: Rc<Shared>) {
             }
         };
         let t = Instant::now();
+        crate::crash_point!("log::fsync::before");
         if let Err(e) = job.file.fdatasync().await {
             sh.fail(LogError::io("fdatasync", &job.path, e));
             return task_exit(&sh);
         }
+        crate::crash_point!("log::fsync::after");
         let waiters = {
             let mut st = sh.st.borrow_mut();
             st.stats.fsyncs += 1;

@@ -89,6 +89,9 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Crash points armed by the FAILPOINTS environment variable (fault-suite builds only).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = ::fail::FailScenario::setup();
     let cfg = config(&args);
     let placement = raftstore::server::placement_of(&cfg).unwrap_or_else(|e| fail(&e.to_string()));
     let embedded = if cfg.pd.endpoints.is_empty() {

@@ -83,6 +83,13 @@ pub fn propose(
     if change == raft_cmdpb::ConfChangeType::RemoveNode && target.id == peer.meta.id && peer.region().peers.len() == 1 {
         return reply.send(Err(CmdError::Other("cannot remove the only peer of a region".into())));
     }
+    let demotes_self = change != raft_cmdpb::ConfChangeType::AddNode && target.id == peer.meta.id;
+    if demotes_self {
+        // A leader never applies its own removal (raft-rs would lose the leader's progress
+        // while its appends are still being persisted): hand leadership to the most
+        // up-to-date other voter and let the client retry against it.
+        return reply.send(hand_over_before_removal(peer));
+    }
     let cmd = RaftCmdRequest {
         header: Some(peer.cmd_header()),
         requests: vec![],
@@ -112,6 +119,26 @@ pub fn propose(
     }
     let term = peer.raw_node.raft.term;
     peer.proposals.push_back(Proposal { index, term, at: std::time::Instant::now(), reply });
+}
+
+/// Starts a leadership transfer to the voter with the most of the log; the answer is a
+/// retryable busy error.
+fn hand_over_before_removal(peer: &mut Peer) -> CmdResult {
+    let me = peer.meta.id;
+    let voters: Vec<u64> =
+        peer.region().peers.iter().filter(|p| p.id != me && p.role == PeerRole::Voter as i32).map(|p| p.id).collect();
+    let best = voters
+        .iter()
+        .filter_map(|id| peer.raw_node.raft.prs().get(*id).map(|pr| (pr.matched, *id)))
+        .max()
+        .map(|(_, id)| id);
+    let Some(to) = best else {
+        return Err(CmdError::Other("cannot remove or demote the leader: no other voter to lead".into()));
+    };
+    if peer.raw_node.raft.lead_transferee.is_none() {
+        peer.raw_node.transfer_leader(to);
+    }
+    Err(region_error::server_is_busy("transferring leadership before removing the leader", 50))
 }
 
 /// Applies a committed conf-change entry.

@@ -77,6 +77,7 @@ pub fn apply(
     cmd: &RaftCmdRequest,
     effects: &mut Vec<ApplyEffect>,
 ) -> CmdResult {
+    core_shard::crash_point!("split::apply::before");
     let req = cmd
         .admin_request
         .as_ref()

@@ -63,12 +63,14 @@ impl Peer {
             self.persist_region_state(&mut wb);
             self.heartbeat_due = true;
         }
+        core_shard::crash_point!("apply::write::before");
         if let Err(e) = ctx.engine.write(wb) {
             // The state machine cannot move on; the raft log still has everything, so a
             // restart replays it. Keep the proposals unanswered rather than lie.
             tracing::error!(region_id, "apply write failed: {e}");
             return effects;
         }
+        core_shard::crash_point!("apply::write::after");
         for (index, term, result) in results {
             self.finish_proposals(index, term, result);
         }

@@ -43,6 +43,12 @@ impl Peer {
         let snapshot = (!rd.snapshot().is_empty()).then(|| rd.snapshot().clone());
         let committed = rd.take_committed_entries();
         let effects = if committed.is_empty() { Vec::new() } else { self.apply_committed(ctx, committed) };
+        if self.pending_remove {
+            // This peer applied its own removal: it is destroyed with these effects. Going on
+            // would hand raft-rs persistence news about a node no longer in its configuration
+            // (a leader removed by an earlier leader's proposal would panic in raft-rs).
+            return effects;
+        }
         let read_states = rd.take_read_states();
         let entries = rd.take_entries();
         let hs = rd.hs().cloned();

@@ -147,11 +147,13 @@ impl Peer {
         let ctx2 = ctx.clone();
         tracing::info!(region_id, index = meta.index, keys = data.pairs.len(), "applying snapshot");
         glommio::spawn_local(async move {
+            core_shard::crash_point!("snapshot::apply::before");
             // Data first: the log may only forget entries once RocksDB durably has the state.
             if let Err(e) = ctx2.engine.write_durable(wb).await {
                 tracing::error!(region_id, "snapshot write failed: {e}");
                 return;
             }
+            core_shard::crash_point!("snapshot::apply::after_data");
             let log = &ctx2.log;
             let reset = log
                 .remove(region_id)
@@ -182,6 +184,14 @@ impl Peer {
         self.applying_snapshot = false;
         self.heartbeat_due = true;
         self.raw_node.on_persist_ready(number);
+        // raft-rs learns that the snapshot is applied only through `advance_apply`: until
+        // then it believes the old applied index, below the new truncated one, and an
+        // election timeout (which scans the unapplied entries for conf changes) would ask the
+        // storage for entries the snapshot replaced — a fatal `Compacted` inside raft-rs.
+        let applied = self.raw_node.store().applied_index();
+        if applied > self.raw_node.raft.raft_log.applied {
+            self.raw_node.advance_apply_to(applied);
+        }
         self.send(ctx, msgs);
     }
 }

@@ -262,6 +262,12 @@ impl ShardCtx {
         }
     }
 
+    /// Abandons every forwarded request (the store is stopping: the other shard may never
+    /// answer); their callers get an `Unavailable` error.
+    pub fn drop_forwards(&self) {
+        self.forwards.borrow_mut().clear();
+    }
+
     /// Starts the asynchronous entry reads raft asked `peer` for.
     pub fn push_fetches(self: &Rc<Self>, peer: &crate::peer::Peer) {
         let region_id = peer.region_id();

@@ -121,6 +121,7 @@ impl Shard {
 
     /// A split applied here: create the new region's peer.
     pub(super) fn on_split_applied(&mut self, region_id: u64, left: Region, right: Region) {
+        core_shard::crash_point!("split::apply::after");
         self.ctx.report_range(left.id, Some(&left));
         let store_id = self.ctx.store_id.get();
         let is_leader = self.peers.get(&region_id).is_some_and(|p| p.is_leader());
