@@ -337,7 +337,7 @@ impl LogEngine {
         let mut st = self.sh.st.borrow_mut();
         st.check_usable()?;
         for w in entries.windows(2) {
-            if w[1].index != w[0].index + 1 {
+            if w[0].index.checked_add(1) != Some(w[1].index) {
                 return Err(LogError::BadAppend {
                     region,
                     reason: format!("entries not contiguous: {} follows {}", w[1].index, w[0].index),
@@ -757,7 +757,7 @@ fn collect_metas(
     if lo < r.first {
         return Err(LogError::Compacted { region, index: lo, first: r.first });
     }
-    if hi > r.last_index() + 1 {
+    if hi > r.last_index().saturating_add(1) {
         return Err(LogError::Unavailable { region, index: hi - 1 });
     }
     let mut out = Vec::with_capacity((hi.saturating_sub(lo)) as usize);

@@ -73,7 +73,11 @@ pub struct RegionLog {
 impl RegionLog {
     /// Index of the last entry (`first - 1` when empty).
     pub fn last_index(&self) -> u64 {
-        (self.first + self.entries.len() as u64).saturating_sub(1)
+        // `apply_append` keeps every index within u64: no overflow even at `first` = u64::MAX.
+        match self.entries.len() as u64 {
+            0 => self.first.saturating_sub(1),
+            n => self.first.saturating_add(n - 1),
+        }
     }
 
     /// The entry at `index`, if live.
@@ -171,7 +175,7 @@ impl Index {
         if first_index < r.first {
             return Err(format!("append at {first_index} is below the first index {}", r.first));
         }
-        if first_index > r.last_index() + 1 {
+        if first_index > r.last_index().saturating_add(1) {
             return Err(format!("append at {first_index} leaves a gap after the last index {}", r.last_index()));
         }
         Ok(())
@@ -193,6 +197,11 @@ impl Index {
         replay: bool,
     ) -> Result<(), String> {
         if metas.len() > 0 {
+            // Entries are contiguous from `first_index`: the last must still be an index. (A
+            // replayed record states only its first index and a count.)
+            if first_index.checked_add(metas.len() as u64 - 1).is_none() {
+                return Err(format!("{} entries from index {first_index} pass u64::MAX", metas.len()));
+            }
             let below_first = self.regions.get(&region).is_some_and(|r| !r.entries.is_empty() && first_index < r.first);
             if !(replay && below_first) {
                 self.check_append(region, first_index)?;
@@ -294,6 +303,28 @@ mod tests {
         assert_eq!(r.compact(20).bytes, 4);
         assert_eq!((r.first, r.last_index(), r.entries.len()), (20, 19, 0));
         assert_eq!(r.oldest_batch(), None);
+    }
+
+    /// Found by the `log_recovery` fuzz target: an append at the top of the index range
+    /// overflowed `last_index` and `check_append` (a panic with overflow checks on).
+    #[test]
+    fn indexes_at_the_top_of_the_range() {
+        let metas = |n: usize| (0..n).map(|_| meta(1, b"x")).collect::<Vec<_>>().into_iter();
+        let mut idx = Index::new(0);
+        idx.apply_append(1, u64::MAX, metas(1), None, true).unwrap();
+        let r = &idx.regions[&1];
+        assert_eq!((r.first, r.last_index(), r.entries.len()), (u64::MAX, u64::MAX, 1));
+        assert!(r.get(u64::MAX).is_some());
+        idx.check_append(1, u64::MAX).unwrap();
+        idx.apply_append(1, u64::MAX, metas(1), None, false).unwrap();
+        // Entries past u64::MAX are refused and change nothing.
+        let err = idx.apply_append(1, u64::MAX - 1, metas(3), None, true).unwrap_err();
+        assert!(err.contains("pass u64::MAX"), "{err}");
+        assert!(idx.apply_append(2, u64::MAX, metas(2), None, true).is_err());
+        assert!(!idx.regions.contains_key(&2));
+        assert_eq!(idx.regions[&1].last_index(), u64::MAX);
+        let empty = RegionLog { first: 0, ..Default::default() };
+        assert_eq!(empty.last_index(), 0);
     }
 
     #[test]

@@ -56,6 +56,11 @@ pub fn validate_batch(data: &[u8], segment_seq: u64) -> std::result::Result<Batc
     if header.segment_seq != segment_seq {
         return Err(StopReason::Stale(format!("batch of segment {}", header.segment_seq)));
     }
+    if header.batch_seq == u64::MAX {
+        // Never written (sequences start at 1 and the engine cannot run through 2^64 batches);
+        // refusing it keeps `batch_seq + 1` in range everywhere.
+        return Err(StopReason::Damaged("batch sequence u64::MAX".into()));
+    }
     let end = BATCH_HEADER + header.records_len as usize;
     if data.len() < end {
         return Err(StopReason::Damaged("batch extends past the end of the file".into()));
@@ -106,6 +111,17 @@ pub fn later_batches(data: &[u8], from: usize, segment_seq: u64) -> Vec<(usize, 
         off += BLOCK;
     }
     out
+}
+
+/// Whether valid batches found after the end point of the log prove that acknowledged data
+/// follows bad bytes: `later` are their sequences in file order, `last_good` the sequence of
+/// the last batch before the end point. At most two batches are in flight, so a torn batch
+/// `k` can be followed by batch `k + 1` only: two or more later batches, or one with a
+/// sequence of `last good + 3` or more, mean corruption. Returns the position in `later` of
+/// the batch to report, `None` for a torn tail.
+pub fn acknowledged_after(later: &[u64], last_good: Option<u64>) -> Option<usize> {
+    let too_new = later.iter().position(|&s| last_good.is_some_and(|g| s.checked_sub(g).is_some_and(|d| d >= 3)));
+    too_new.or((later.len() >= 2).then_some(1))
 }
 
 /// Applies the records of one valid batch to the index.
@@ -318,9 +334,8 @@ pub async fn recover(dir: &Path, index: &mut Index) -> Result<Recovered> {
 
 /// Fails if acknowledged batches follow the end point.
 fn check_end(e: &End) -> Result<()> {
-    let too_new = e.later.iter().find(|(_, _, s)| e.last_good.is_some_and(|g| *s >= g + 3));
-    if e.later.len() >= 2 || too_new.is_some() {
-        let (file, off, seq) = too_new.unwrap_or(&e.later[1]);
+    let seqs: Vec<u64> = e.later.iter().map(|&(_, _, s)| s).collect();
+    if let Some((file, off, seq)) = acknowledged_after(&seqs, e.last_good).and_then(|i| e.later.get(i)) {
         return Err(LogError::Corruption {
             file: e.path.clone(),
             offset: e.offset as u64,
@@ -365,4 +380,62 @@ async fn finish_tail(
         report.removed.push(path);
     }
     segments::sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::format::{align_up, put_append, Entry};
+    use super::*;
+
+    /// One batch of one append of `count` entries from `first_index`, padded.
+    fn batch(batch_seq: u64, segment_seq: u64, first_index: u64, count: u64) -> Vec<u8> {
+        let mut buf = vec![0u8; BATCH_HEADER];
+        let entries: Vec<Entry> =
+            (0..count).map(|i| Entry { index: first_index.wrapping_add(i), term: 1, data: "x".into() }).collect();
+        put_append(&mut buf, 1, None, &entries);
+        let records_len = (buf.len() - BATCH_HEADER) as u32;
+        BatchHeader { batch_seq, segment_seq, records_len, records: 1 }.write_into(&mut buf);
+        buf.resize(align_up(buf.len()), 0);
+        buf
+    }
+
+    /// A valid batch of sequence u64::MAX made `scan_segment` overflow computing the next
+    /// sequence (a panic with overflow checks on; reachable from the `log_recovery` fuzz
+    /// target's raw mode, fixed with the index overflow it found).
+    #[test]
+    fn last_sequence_number_is_refused() {
+        let data = [batch(u64::MAX - 1, 3, 1, 1), batch(u64::MAX, 3, 2, 1)].concat();
+        let scan = scan_segment(&data, 3, None);
+        assert_eq!(scan.batches.len(), 1);
+        assert_eq!((scan.stop, &scan.reason), (BLOCK, &StopReason::Damaged("batch sequence u64::MAX".into())));
+        assert!(later_batches(&data, 1, 3).is_empty());
+    }
+
+    /// The torn-tail rule near the top of the sequence range (`last good + 3` overflowed).
+    #[test]
+    fn acknowledged_after_does_not_overflow() {
+        let g = u64::MAX - 2;
+        assert_eq!(acknowledged_after(&[u64::MAX - 1], Some(g)), None);
+        assert_eq!(acknowledged_after(&[g + 2], Some(g)), None);
+        assert_eq!(acknowledged_after(&[5, 6], Some(3)), Some(1));
+        assert_eq!(acknowledged_after(&[6], Some(3)), Some(0));
+        assert_eq!(acknowledged_after(&[5], Some(3)), None);
+        assert_eq!(acknowledged_after(&[9], None), None);
+        assert_eq!(acknowledged_after(&[9, 10], None), Some(1));
+        assert_eq!(acknowledged_after(&[], Some(u64::MAX)), None);
+    }
+
+    /// Found by the `log_recovery` fuzz target: replaying an append whose entries pass
+    /// u64::MAX overflowed the index; it is refused (recovery reports corruption).
+    #[test]
+    fn append_past_the_last_index_does_not_apply() {
+        let data = batch(1, 3, u64::MAX - 1, 3);
+        let h = validate_batch(&data, 3).unwrap();
+        let mut index = Index::new(0);
+        assert!(apply_batch(&mut index, &data, &h).unwrap_err().contains("pass u64::MAX"));
+        let data = batch(2, 3, u64::MAX - 1, 2);
+        let h = validate_batch(&data, 3).unwrap();
+        apply_batch(&mut index, &data, &h).unwrap();
+        assert_eq!(index.regions[&1].last_index(), u64::MAX);
+    }
 }
