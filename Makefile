@@ -1,7 +1,9 @@
 # Percore's two quick-start commands:
 #   make run    — the main job: YCSB workload A on an embedded cluster (100k records
 #                 loaded, 2 s warm-up, 20 s measured), printing the report
-#   make test   — formatting and lint checks, then every test of the workspace
+#   make test   — formatting and lint checks, every test of the workspace (the fault suite's
+#                 scenario matrix and process chaos included), the crash-point tests (built
+#                 with the `failpoints` feature) and a fuzzing smoke run
 # Both install the build prerequisites first when they are missing (scripts/setup.sh).
 #
 # Everything builds in the release profile, into one persistent target directory, so that
@@ -11,7 +13,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/percore/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: setup run test build lint bench-log bench-ycsb
+.PHONY: setup run test build lint test-failpoints fuzz-smoke bench-log bench-ycsb
 
 setup:
 	@./scripts/setup.sh
@@ -24,6 +26,16 @@ run: setup
 
 test: setup lint
 	$(CARGO) test --release --workspace
+	$(MAKE) test-failpoints
+	$(MAKE) fuzz-smoke
+
+# Crash points: percore-server rebuilt with the `failpoints` feature, one process test per point.
+test-failpoints: setup
+	$(CARGO) test --release -p percore-raftstore --features failpoints --test failpoints -- --test-threads=1
+
+# Every fuzz target for a bounded time from its seed corpus (installs cargo-fuzz if missing).
+fuzz-smoke: setup
+	./scripts/fuzz.sh smoke
 
 lint: setup
 	$(CARGO) fmt --all -- --check

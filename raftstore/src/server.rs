@@ -304,13 +304,29 @@ async fn run_shard(
     shard.shutdown.wait().await;
     ctx.shared.stopping.store(true, Ordering::SeqCst);
     ctx.push(Event::Tick);
-    raft_loop.await;
+    let shard_id = shard.id;
+    bounded(shard_id, "raft loop", raft_loop).await;
     ctx.drop_forwards();
-    server.await;
-    ctx.outbox.flush().await;
+    bounded(shard_id, "client connections", server).await;
+    // Messages to shards that have already stopped can wait for room forever.
+    bounded(shard_id, "cross-shard mailboxes", ctx.outbox.flush()).await;
     ctx.engine.close();
     log.close().await?;
     Ok(())
+}
+
+/// Waits for one step of a shard's shutdown, but not forever: a step that hangs is logged
+/// (naming it) and abandoned, so that the store still stops and syncs its log.
+async fn bounded<T>(shard: usize, step: &str, f: impl std::future::Future<Output = T>) {
+    let timeout = glommio::timer::sleep(Duration::from_secs(5));
+    let done = futures_lite::future::or(async { Some(f.await) }, async {
+        timeout.await;
+        None
+    })
+    .await;
+    if done.is_none() {
+        tracing::error!(shard, step, "shutdown step did not finish within 5 s; going on");
+    }
 }
 
 /// Publishes a shard's client address for shard 0 to register with PD.
