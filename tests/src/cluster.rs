@@ -154,13 +154,19 @@ impl Drop for Cluster {
 
 /// Runs client code on a fresh executor (the test's client side) and returns its result.
 pub fn run<T: Send + 'static, F: Future<Output = T> + 'static>(f: impl FnOnce() -> F + Send + 'static) -> T {
+    spawn(f).join().expect("client executor panicked")
+}
+
+/// Starts client code on a fresh executor thread like [`run`], without waiting for it: the
+/// test thread can meanwhile stop and restart stores. `join()` the handle for the result.
+pub fn spawn<T: Send + 'static, F: Future<Output = T> + 'static>(
+    f: impl FnOnce() -> F + Send + 'static,
+) -> glommio::ExecutorJoinHandle<T> {
     glommio::LocalExecutorBuilder::default()
         .io_memory(256 << 10)
         .spin_before_park(Duration::from_micros(50))
         .spawn(f)
         .expect("client executor")
-        .join()
-        .expect("client executor panicked")
 }
 
 /// A PD client.

@@ -4,8 +4,10 @@
 //! process, real TCP on loopback, real RocksDB and raft logs in a temporary directory,
 //! transport filters (drop a share of raft messages, partition stores into sets, isolate
 //! one), and stopping/restarting a store from its disk. The suites live in `tests/tests/`.
+//! [`linearizability`] records concurrent clients' histories and checks them.
 
 pub mod cluster;
 pub mod filter;
+pub mod linearizability;
 pub mod workload;
 pub mod scenario;
