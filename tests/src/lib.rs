@@ -6,8 +6,9 @@
 //! one), and stopping/restarting a store from its disk. The suites live in `tests/tests/`.
 //! [`linearizability`] records concurrent clients' histories and checks them.
 
+pub mod chaos;
 pub mod cluster;
 pub mod filter;
 pub mod linearizability;
-pub mod workload;
 pub mod scenario;
+pub mod workload;

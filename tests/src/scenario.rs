@@ -313,7 +313,8 @@ async fn conf_changer(pd: &PdClient, kv: &KvClient, ids: &[u64], end: Instant, s
         let change = match region.peers.iter().find(|p| p.store_id == store) {
             Some(p) if p.role == PeerRole::Learner as i32 => {
                 let views = cluster::replica_views(pd, kv, &region).await;
-                let caught_up = views.iter().any(|(s, v)| *s == store && v.as_ref().is_some_and(|v| v.applied_index > 5));
+                let caught_up =
+                    views.iter().any(|(s, v)| *s == store && v.as_ref().is_some_and(|v| v.applied_index > 5));
                 caught_up.then(|| (ConfChangeType::AddNode, p.clone()))
             }
             Some(p) if voters > 3 => Some((ConfChangeType::RemoveNode, p.clone())),
@@ -376,7 +377,8 @@ async fn final_check(pd_addr: &str, logs: &Arc<Mutex<Vec<ClientLog>>>) -> Summar
     let mut sum = Summary::default();
     for (c, log) in logs.iter().enumerate() {
         let (start, end) = prefix_range(c);
-        let pairs = kv.scan(start, end, 0, false, false).await.unwrap_or_else(|e| panic!("final scan of client {c}: {e}"));
+        let pairs =
+            kv.scan(start, end, 0, false, false).await.unwrap_or_else(|e| panic!("final scan of client {c}: {e}"));
         if let Err(e) = check_prefix(c, &pairs, log.next, log.pending) {
             panic!("final check: {e}");
         }

@@ -61,7 +61,10 @@ fn persist_partition() {
 
 #[test]
 fn persist_partition_unreliable() {
-    run("persist_partition_unreliable", Scenario { clients: 5, unreliable: true, crash: true, partitions: true, ..Default::default() });
+    run(
+        "persist_partition_unreliable",
+        Scenario { clients: 5, unreliable: true, crash: true, partitions: true, ..Default::default() },
+    );
 }
 
 #[test]
@@ -81,12 +84,18 @@ fn snapshot_unreliable() {
 
 #[test]
 fn snapshot_unreliable_recover() {
-    run("snapshot_unreliable_recover", Scenario { clients: 5, unreliable: true, crash: true, snapshot: true, ..Default::default() });
+    run(
+        "snapshot_unreliable_recover",
+        Scenario { clients: 5, unreliable: true, crash: true, snapshot: true, ..Default::default() },
+    );
 }
 
 #[test]
 fn snapshot_unreliable_recover_concurrent_partition() {
-    run("snapshot_unreliable_recover_concurrent_partition", Scenario { clients: 5, unreliable: true, crash: true, partitions: true, snapshot: true, ..Default::default() });
+    run(
+        "snapshot_unreliable_recover_concurrent_partition",
+        Scenario { clients: 5, unreliable: true, crash: true, partitions: true, snapshot: true, ..Default::default() },
+    );
 }
 
 #[test]
@@ -96,7 +105,10 @@ fn conf_change_recover() {
 
 #[test]
 fn conf_change_recover_many_clients() {
-    run("conf_change_recover_many_clients", Scenario { clients: 20, crash: true, conf_change: true, ..Default::default() });
+    run(
+        "conf_change_recover_many_clients",
+        Scenario { clients: 20, crash: true, conf_change: true, ..Default::default() },
+    );
 }
 
 #[test]
@@ -106,17 +118,34 @@ fn conf_change_unreliable() {
 
 #[test]
 fn conf_change_unreliable_recover() {
-    run("conf_change_unreliable_recover", Scenario { clients: 5, unreliable: true, crash: true, conf_change: true, ..Default::default() });
+    run(
+        "conf_change_unreliable_recover",
+        Scenario { clients: 5, unreliable: true, crash: true, conf_change: true, ..Default::default() },
+    );
 }
 
 #[test]
 fn conf_change_snapshot_unreliable_recover() {
-    run("conf_change_snapshot_unreliable_recover", Scenario { clients: 5, unreliable: true, crash: true, snapshot: true, conf_change: true, ..Default::default() });
+    run(
+        "conf_change_snapshot_unreliable_recover",
+        Scenario { clients: 5, unreliable: true, crash: true, snapshot: true, conf_change: true, ..Default::default() },
+    );
 }
 
 #[test]
 fn conf_change_snapshot_unreliable_recover_concurrent_partition() {
-    run("conf_change_snapshot_unreliable_recover_concurrent_partition", Scenario { clients: 5, unreliable: true, crash: true, partitions: true, snapshot: true, conf_change: true, ..Default::default() });
+    run(
+        "conf_change_snapshot_unreliable_recover_concurrent_partition",
+        Scenario {
+            clients: 5,
+            unreliable: true,
+            crash: true,
+            partitions: true,
+            snapshot: true,
+            conf_change: true,
+            ..Default::default()
+        },
+    );
 }
 
 #[test]
@@ -136,15 +165,41 @@ fn split_unreliable() {
 
 #[test]
 fn split_unreliable_recover() {
-    run("split_unreliable_recover", Scenario { clients: 5, unreliable: true, crash: true, split: true, ..Default::default() });
+    run(
+        "split_unreliable_recover",
+        Scenario { clients: 5, unreliable: true, crash: true, split: true, ..Default::default() },
+    );
 }
 
 #[test]
 fn split_conf_change_snapshot_unreliable_recover() {
-    run("split_conf_change_snapshot_unreliable_recover", Scenario { clients: 5, unreliable: true, crash: true, snapshot: true, conf_change: true, split: true, ..Default::default() });
+    run(
+        "split_conf_change_snapshot_unreliable_recover",
+        Scenario {
+            clients: 5,
+            unreliable: true,
+            crash: true,
+            snapshot: true,
+            conf_change: true,
+            split: true,
+            ..Default::default()
+        },
+    );
 }
 
 #[test]
 fn split_conf_change_snapshot_unreliable_recover_concurrent_partition() {
-    run("split_conf_change_snapshot_unreliable_recover_concurrent_partition", Scenario { clients: 5, unreliable: true, crash: true, partitions: true, snapshot: true, conf_change: true, split: true, ..Default::default() });
+    run(
+        "split_conf_change_snapshot_unreliable_recover_concurrent_partition",
+        Scenario {
+            clients: 5,
+            unreliable: true,
+            crash: true,
+            partitions: true,
+            snapshot: true,
+            conf_change: true,
+            split: true,
+            ..Default::default()
+        },
+    );
 }

@@ -61,7 +61,8 @@ fn one_partition_minority_cannot_serve_majority_can() {
         filter.partition(vec![minority.clone(), majority.clone()]);
         let old = store_conn(&pd, leader.store_id).await;
         // A write to the minority's leader is never acknowledged.
-        let put = RawPutRequest { context: ctx(&region, Some(leader.clone())), key: "k1".into(), value: "minority".into() };
+        let put =
+            RawPutRequest { context: ctx(&region, Some(leader.clone())), key: "k1".into(), value: "minority".into() };
         let r: Result<RawPutResponse, _> = old.call_msg(Method::RawPut, &put, Some(Duration::from_secs(2))).await;
         let refused = match &r {
             Ok(r) => r.region_error.is_some() || !r.error.is_empty(),

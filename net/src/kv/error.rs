@@ -45,6 +45,17 @@ pub enum KvError {
         /// What was missing or wrong.
         what: String,
     },
+    /// A write whose outcome is unknown: it reached (or may have reached) the store and the
+    /// answer was lost — a timeout, a closed connection, a store stopping with the write in
+    /// flight. It may or may not be applied; the client does not retry it, because a second
+    /// application could overwrite a newer write (the write would not be linearizable).
+    #[error("region {region_id}: outcome unknown: {reason}")]
+    Undetermined {
+        /// The region the request was sent to.
+        region_id: u64,
+        /// What happened.
+        reason: String,
+    },
     /// The caller's arguments cannot make a valid request.
     #[error("invalid argument: {reason}")]
     InvalidArgument {

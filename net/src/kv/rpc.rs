@@ -14,6 +14,9 @@ pub(crate) trait RegionRpc: Message + Default + Clone + 'static {
     type Resp: RegionResp;
     /// The method it is sent as.
     const METHOD: Method;
+    /// Whether it changes data: such a request is never sent twice after its fate became
+    /// unknown (see [`crate::kv::KvError::Undetermined`]).
+    const WRITE: bool;
     /// Sets the region, epoch and peer the request is meant for.
     fn set_context(&mut self, ctx: Context);
 }
@@ -29,10 +32,11 @@ pub(crate) trait RegionResp: Message + Default + 'static {
 }
 
 macro_rules! region_rpc {
-    ($req:ty => $resp:ty, $method:expr) => {
+    ($req:ty => $resp:ty, $method:expr, write: $write:expr) => {
         impl RegionRpc for $req {
             type Resp = $resp;
             const METHOD: Method = $method;
+            const WRITE: bool = $write;
             fn set_context(&mut self, ctx: Context) {
                 self.context = Some(ctx);
             }
@@ -62,18 +66,20 @@ macro_rules! region_resp {
     };
 }
 
-region_rpc!(RawGetRequest => RawGetResponse, Method::RawGet);
-region_rpc!(RawBatchGetRequest => RawBatchGetResponse, Method::RawBatchGet);
-region_rpc!(RawPutRequest => RawPutResponse, Method::RawPut);
-region_rpc!(RawBatchPutRequest => RawBatchPutResponse, Method::RawBatchPut);
-region_rpc!(RawDeleteRequest => RawDeleteResponse, Method::RawDelete);
-region_rpc!(RawBatchDeleteRequest => RawBatchDeleteResponse, Method::RawBatchDelete);
-region_rpc!(RawDeleteRangeRequest => RawDeleteRangeResponse, Method::RawDeleteRange);
-region_rpc!(RawScanRequest => RawScanResponse, Method::RawScan);
-region_rpc!(RawCasRequest => RawCasResponse, Method::RawCas);
-region_rpc!(ChangePeerRequest => AdminResponse, Method::AdminChangePeer);
-region_rpc!(TransferLeaderRequest => AdminResponse, Method::AdminTransferLeader);
-region_rpc!(SplitRegionRequest => AdminResponse, Method::AdminSplit);
+region_rpc!(RawGetRequest => RawGetResponse, Method::RawGet, write: false);
+region_rpc!(RawBatchGetRequest => RawBatchGetResponse, Method::RawBatchGet, write: false);
+region_rpc!(RawPutRequest => RawPutResponse, Method::RawPut, write: true);
+region_rpc!(RawBatchPutRequest => RawBatchPutResponse, Method::RawBatchPut, write: true);
+region_rpc!(RawDeleteRequest => RawDeleteResponse, Method::RawDelete, write: true);
+region_rpc!(RawBatchDeleteRequest => RawBatchDeleteResponse, Method::RawBatchDelete, write: true);
+region_rpc!(RawDeleteRangeRequest => RawDeleteRangeResponse, Method::RawDeleteRange, write: true);
+region_rpc!(RawScanRequest => RawScanResponse, Method::RawScan, write: false);
+region_rpc!(RawCasRequest => RawCasResponse, Method::RawCas, write: true);
+// Admin commands carry the region epoch they were meant for: a second application of a
+// membership change or split finds the epoch moved and is refused, so they may be retried.
+region_rpc!(ChangePeerRequest => AdminResponse, Method::AdminChangePeer, write: false);
+region_rpc!(TransferLeaderRequest => AdminResponse, Method::AdminTransferLeader, write: false);
+region_rpc!(SplitRegionRequest => AdminResponse, Method::AdminSplit, write: false);
 
 region_resp!(RawGetResponse, hint: yes);
 region_resp!(RawBatchGetResponse, hint: yes);

@@ -47,6 +47,11 @@ impl KvClient {
         };
         match result {
             Ok(resp) => self.on_response(&sent, resp),
+            Err(e) if R::WRITE && !matches!(e, NetError::Connect { .. }) => {
+                // The write may have reached the store: sending it again could apply it twice.
+                let _ = self.on_network_error::<R::Resp>(&sent, &addr, e.clone());
+                Outcome::Fail(KvError::Undetermined { region_id, reason: e.to_string() })
+            }
             Err(e) if e.is_retryable() => self.on_network_error(&sent, &addr, e),
             Err(e) => Outcome::Fail(KvError::Net { source: e }),
         }

@@ -67,7 +67,10 @@ impl Shard {
     /// the region are ignored until that is done.
     pub(super) fn destroy_peer(&mut self, region_id: u64, tombstone: bool) {
         let Some(mut peer) = self.peers.remove(&region_id) else { return };
-        peer.fail_pending(|| region_error::region_not_found(region_id));
+        // A removed peer's proposals may have been committed by the others: not retryable.
+        peer.fail_pending(|| {
+            crate::shard::msg::CmdError::Other(format!("outcome unknown: region {region_id} left this store"))
+        });
         if peer.is_leader() {
             self.ctx.count_leader(-1);
         }

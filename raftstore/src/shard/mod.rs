@@ -52,7 +52,12 @@ impl Shard {
             glommio::yield_if_needed().await;
         }
         for p in self.peers.values_mut() {
-            p.fail_pending(|| crate::region_error::server_is_busy("the store is shutting down", 100));
+            // Their entries may still commit elsewhere: the answer must not invite a retry.
+            p.fail_pending(|| {
+                crate::shard::msg::CmdError::Other(
+                    "outcome unknown: the store stopped with the request in flight".into(),
+                )
+            });
         }
     }
 
