@@ -399,6 +399,13 @@ fn start_peers(ctx: &ShardCtx, stored: Vec<(u64, StoredRegion)>, drop: &[u64]) -
             continue;
         };
         let apply = s.apply.clone().unwrap_or_else(crate::storage::PeerStorage::initial_apply_state);
+        // A crash between a snapshot's data and its log reset leaves log entries at or below
+        // the snapshot's index: drop them, or the next append would leave a gap.
+        let truncated = apply.truncated_state.as_ref().map_or(0, |t| t.index);
+        if ctx.log.entry_count(region_id) > 0 && ctx.log.first_index(region_id).is_some_and(|f| f <= truncated) {
+            tracing::info!(region_id, truncated, "dropping raft log entries the applied state already covers");
+            drop_durable(ctx.log.compact(region_id, truncated + 1)?);
+        }
         ctx.report_range(region_id, Some(&region));
         let mut peer = Peer::new(ctx, region, me, apply)?;
         peer.handover_seq = s.state.handover_seq;

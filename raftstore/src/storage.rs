@@ -195,9 +195,23 @@ impl PeerStorage {
 
     /// The hard state: the log's, or for a region without one, the initial state its apply
     /// state implies (a region created by split whose hard state was not persisted yet).
+    ///
+    /// The log's hard state may lag the apply state after a crash: one written by an
+    /// uninitialized peer before a split created the region here, or by the peer before a
+    /// snapshot whose data became durable but whose log reset did not. Everything up to the
+    /// truncated index is known committed (it is in RocksDB), so the commit index (and the
+    /// term, clearing a vote of an older term) is raised to it.
     pub fn hard_state(&self) -> HardState {
+        let (truncated, truncated_term) = self.truncated();
         match self.log.hard_state(self.region_id) {
-            Some(h) => HardState { term: h.term, vote: h.vote, commit: h.commit },
+            Some(h) => {
+                let mut hs = HardState { term: h.term, vote: h.vote, commit: h.commit.max(truncated) };
+                if hs.term < truncated_term {
+                    hs.term = truncated_term;
+                    hs.vote = 0;
+                }
+                hs
+            }
             None => {
                 let (_, term) = self.truncated();
                 HardState { term, vote: 0, commit: self.apply.applied_index }
