@@ -247,7 +247,8 @@ pub fn run(cfg: &ChaosConfig) -> Result<ChaosReport, String> {
                 Err(e) => return Err(format!("final read of register {k}: {e}")),
             }
         }
-        for (k, v) in a.lock().map_err(|_| "poisoned")?.clone() {
+        let appends = a.lock().map_err(|_| "poisoned")?.clone();
+        for (k, v) in appends {
             match kv.get(k.clone()).await {
                 Ok(Some(got)) if got == v => {}
                 other => return Err(format!("acknowledged append {k:?} lost or changed: {other:?}")),
@@ -369,11 +370,10 @@ async fn run_clients(
                     }
                     1 => {
                         let id = rec.invoke(c, k.clone(), Op::Put(fresh.clone()));
-                        match kv.put(k, fresh).await {
-                            Ok(()) => rec.complete(id, Outcome::Put),
-                            // Unknown outcome: applied at most once (the client never resends
-                            // a write whose fate it does not know).
-                            Err(_) => {}
+                        // On an error the outcome stays unknown: applied at most once (the
+                        // client never resends a write whose fate it does not know).
+                        if kv.put(k, fresh).await.is_ok() {
+                            rec.complete(id, Outcome::Put);
                         }
                     }
                     _ => {
@@ -385,9 +385,8 @@ async fn run_clients(
                         let new = Some(fresh);
                         let op = Op::Cas { expected: expected.clone(), new: new.clone() };
                         let id = rec.invoke(c, k.clone(), op);
-                        match kv.compare_and_swap(k, expected.clone(), new.clone()).await {
-                            Ok(r) => rec.complete(id, cas_outcome(&expected, &new, &r)),
-                            Err(_) => {}
+                        if let Ok(r) = kv.compare_and_swap(k, expected.clone(), new.clone()).await {
+                            rec.complete(id, cas_outcome(&expected, &new, &r));
                         }
                     }
                 }

@@ -264,7 +264,7 @@ async fn client(c: usize, kv: &KvClient, logs: &Arc<Mutex<Vec<ClientLog>>>, end:
                 continue;
             }
         }
-        if log.next % 5 == 0 {
+        if log.next.is_multiple_of(5) {
             let (start, stop) = prefix_range(c);
             if let Ok(pairs) = kv.scan(start, stop, 0, false, false).await {
                 log.scans += 1;

@@ -199,7 +199,6 @@ fn split_conf_change_snapshot_unreliable_recover_concurrent_partition() {
             snapshot: true,
             conf_change: true,
             split: true,
-            ..Default::default()
         },
     );
 }

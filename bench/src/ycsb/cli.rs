@@ -100,7 +100,7 @@ pub struct Interval(pub Option<Duration>);
 
 fn parse_warmup(s: &str) -> Result<Duration, String> {
     match s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<f64>() {
-        Ok(v) if v == 0.0 => Ok(Duration::ZERO),
+        Ok(0.0) => Ok(Duration::ZERO),
         _ => parse_duration(s),
     }
 }
