@@ -13,7 +13,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/percore/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: setup run test build lint test-failpoints fuzz-smoke bench-log bench-ycsb
+.PHONY: setup run test build lint test-failpoints test-matrix fuzz-smoke bench-log bench-ycsb
 
 setup:
 	@./scripts/setup.sh
@@ -32,6 +32,11 @@ test: setup lint
 # Crash points: percore-server rebuilt with the `failpoints` feature, one process test per point.
 test-failpoints: setup
 	$(CARGO) test --release -p percore-raftstore --features failpoints --test failpoints -- --test-threads=1
+
+# The TinyKV scenario matrix (27 fault combinations on 5 stores; not gating `make test` until
+# the open bugs in docs/testing.md are fixed). Soak: PERCORE_MATRIX_ROUNDS=20 PERCORE_MATRIX_ROUND_MS=5000.
+test-matrix: setup
+	$(CARGO) test --release -p percore-tests --test matrix -- --ignored
 
 # Every fuzz target for a bounded time from its seed corpus (installs cargo-fuzz if missing).
 fuzz-smoke: setup

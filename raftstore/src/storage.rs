@@ -200,12 +200,17 @@ impl PeerStorage {
     /// uninitialized peer before a split created the region here, or by the peer before a
     /// snapshot whose data became durable but whose log reset did not. Everything up to the
     /// truncated index is known committed (it is in RocksDB), so the commit index (and the
-    /// term, clearing a vote of an older term) is raised to it.
+    /// term, clearing a vote of an older term) is raised to it; and it is lowered to the last
+    /// index the log holds.
     pub fn hard_state(&self) -> HardState {
         let (truncated, truncated_term) = self.truncated();
         match self.log.hard_state(self.region_id) {
             Some(h) => {
-                let mut hs = HardState { term: h.term, vote: h.vote, commit: h.commit.max(truncated) };
+                // Never past the log's end either (a commit index learned by an earlier
+                // incarnation of the peer whose entries this one does not have); raft learns
+                // the real one from the leader, and the applied index stays below it.
+                let commit = h.commit.min(self.last_index_inner()).max(truncated);
+                let mut hs = HardState { term: h.term, vote: h.vote, commit };
                 if hs.term < truncated_term {
                     hs.term = truncated_term;
                     hs.vote = 0;
