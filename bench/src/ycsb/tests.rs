@@ -150,8 +150,10 @@ fn throttle_and_warmup_bound_what_is_measured() {
     )
     .unwrap();
     let measured = run.stats.count() + run.stats.errors();
+    // The throttle's promise is the ceiling; how close a loaded machine gets to it is a
+    // benchmark figure, not something a test may assert (only that work was measured).
     assert!(measured <= 2200, "{measured} operations in 1 s at 2000/s");
-    assert!(measured >= 1000, "{measured} operations in 1 s at 2000/s");
+    assert!(measured > 0, "nothing measured in 1 s at 2000/s");
     assert_eq!(run.elapsed, Duration::from_secs(1));
 }
 
