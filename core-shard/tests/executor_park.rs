@@ -44,23 +44,20 @@ fn a_timer_task_woken_from_another_thread_keeps_ticking() {
         let _ = tx.send(ticks);
     });
     let sender = thread::spawn(move || {
-        glommio::LocalExecutorBuilder::default()
-            .io_memory(256 << 10)
-            .make()
-            .expect("executor")
-            .run(async move {
-                let tx = wake_tx.connect().await;
-                for i in 0..200_000u32 {
-                    if tx.send(i).await.is_err() {
-                        break;
-                    }
-                    if i % 64 == 0 {
-                        glommio::timer::sleep(Duration::from_micros(100)).await;
-                    }
+        glommio::LocalExecutorBuilder::default().io_memory(256 << 10).make().expect("executor").run(async move {
+            let tx = wake_tx.connect().await;
+            for i in 0..200_000u32 {
+                if tx.send(i).await.is_err() {
+                    break;
                 }
-            })
+                if i % 64 == 0 {
+                    glommio::timer::sleep(Duration::from_micros(100)).await;
+                }
+            }
+        })
     });
-    let (ticks, worst) = rx.recv_timeout(Duration::from_secs(60)).expect("2,000 timer ticks of 1 ms did not finish in 60 s");
+    let (ticks, worst) =
+        rx.recv_timeout(Duration::from_secs(60)).expect("2,000 timer ticks of 1 ms did not finish in 60 s");
     assert_eq!(ticks, 2_000);
     // Scheduling noise on this VM gives tens of ms; a lost wake-up gives seconds or never.
     assert!(worst < Duration::from_secs(2), "a 1 ms timer sleep took {worst:?}");
