@@ -224,6 +224,23 @@ impl PeerStorage {
         }
     }
 
+    /// Maps a log error for raft. The log compacted past the truncated state is a broken
+    /// invariant (raft-rs treats `Compacted` for committed entries as fatal): it is logged
+    /// with the indexes that show it.
+    fn log_err(&self, low: u64, e: LogError) -> raft::Error {
+        if let LogError::Compacted { first, .. } = &e {
+            tracing::error!(
+                region_id = self.region_id,
+                low,
+                log_first = first,
+                truncated = self.truncated().0,
+                applied = self.apply.applied_index,
+                "raft log compacted past the truncated state"
+            );
+        }
+        map_log_err(e)
+    }
+
     fn last_index_inner(&self) -> u64 {
         let (truncated, _) = self.truncated();
         let log_last =
@@ -255,14 +272,17 @@ impl raft::Storage for PeerStorage {
         if low >= high {
             return Ok(Vec::new());
         }
-        let entries = match self.log.cached_entries(self.region_id, low, high, max_size).map_err(map_log_err)? {
-            Some(v) => v,
-            None if context.can_async() => {
-                self.fetches.borrow_mut().push(Fetch { low, high, max_size, ctx: context });
-                return Err(raft::Error::Store(StorageError::LogTemporarilyUnavailable));
-            }
-            None => self.log.entries_blocking(self.region_id, low, high, max_size).map_err(map_log_err)?,
-        };
+        let entries =
+            match self.log.cached_entries(self.region_id, low, high, max_size).map_err(|e| self.log_err(low, e))? {
+                Some(v) => v,
+                None if context.can_async() => {
+                    self.fetches.borrow_mut().push(Fetch { low, high, max_size, ctx: context });
+                    return Err(raft::Error::Store(StorageError::LogTemporarilyUnavailable));
+                }
+                None => {
+                    self.log.entries_blocking(self.region_id, low, high, max_size).map_err(|e| self.log_err(low, e))?
+                }
+            };
         entries.iter().map(decode_entry).collect()
     }
 

@@ -276,8 +276,6 @@ fn shards_of_a_store_even_out_under_load() {
 }
 
 #[test]
-#[ignore = "open bug: leaders change without any operator under this load (a few elections per minute even with 1 s \
-            election timeouts), and balance-leader then rightly repairs them; see docs/testing.md"]
 fn a_balanced_cluster_under_steady_load_gets_no_operators() {
     let _alone = alone();
     let secs: u64 = std::env::var("PERCORE_STEADY_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
@@ -299,14 +297,31 @@ fn a_balanced_cluster_under_steady_load_gets_no_operators() {
         fast_schedule(&pd, &[]).await;
         let a = workload::acked();
         workload::write_keys(&kv, 4, 500, 1024, &a, Duration::from_secs(60)).await;
-        // Settle: fully replicated and nothing running.
-        cluster::wait_until(Duration::from_secs(120), "a settled cluster", || {
+        // Settle: fully replicated, nothing running, and no operator created for 5 s. "Nothing
+        // running" alone is not balanced: balance-leader still has moves to make between two
+        // of its operators (seen: 4 transfers right after such a moment).
+        let last_op = || {
             let pd = pd.clone();
-            async move { fully_replicated(&pd, 3).await && pd.operators(false).await.unwrap().is_empty() }
-        })
-        .await;
-        glommio::timer::sleep(Duration::from_secs(2)).await;
-        let before = pd.operators(true).await.unwrap().iter().map(|o| o.id).max().unwrap_or(0);
+            async move { pd.operators(true).await.unwrap().iter().map(|o| o.id).max().unwrap_or(0) }
+        };
+        let settle_deadline = Instant::now() + Duration::from_secs(120);
+        let before = loop {
+            cluster::wait_until(
+                Duration::from_secs(120),
+                "a fully replicated cluster with no operator running",
+                || {
+                    let pd = pd.clone();
+                    async move { fully_replicated(&pd, 3).await && pd.operators(false).await.unwrap().is_empty() }
+                },
+            )
+            .await;
+            let seen = last_op().await;
+            glommio::timer::sleep(Duration::from_secs(5)).await;
+            if last_op().await == seen && pd.operators(false).await.unwrap().is_empty() {
+                break seen;
+            }
+            assert!(Instant::now() < settle_deadline, "the cluster did not settle within 120 s");
+        };
         let leaders = |rs: Vec<pd::RegionRoute>| -> std::collections::BTreeMap<u64, u64> {
             rs.into_iter().map(|r| (r.region.id, r.leader.map_or(0, |l| l.id))).collect()
         };

@@ -127,7 +127,27 @@ impl Peer {
             );
         } else if was_leader && !is_leader {
             ctx.count_leader(-1);
+            tracing::info!(
+                region_id = self.region_id(),
+                peer = self.meta.id,
+                term = self.raw_node.raft.term,
+                new_leader = leader,
+                "stepped down as leader"
+            );
             self.on_leadership_lost();
+        }
+        // With pre-vote, a follower that stops hearing from its leader becomes a pre-candidate;
+        // a leader transfer (`MsgTimeoutNow`) makes it a candidate directly, and a new region's
+        // first election has no leader to lose. Only the first is worth a warning: it means
+        // heartbeats stopped arriving (a partition, a stalled shard, an overloaded machine).
+        if role == StateRole::PreCandidate && self.last_role == StateRole::Follower && self.last_leader != 0 {
+            tracing::warn!(
+                region_id = self.region_id(),
+                peer = self.meta.id,
+                term = self.raw_node.raft.term,
+                last_leader = self.last_leader,
+                "election timeout: leader not heard from, campaigning"
+            );
         }
         if leader != self.last_leader && is_leader {
             self.heartbeat_due = true;

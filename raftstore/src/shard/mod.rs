@@ -25,6 +25,8 @@ pub struct Shard {
     peers: HashMap<u64, Peer>,
     touched: BTreeSet<u64>,
     ticks: u64,
+    /// When the last tick was handled (stall diagnostics).
+    last_tick: std::time::Instant,
     handovers_in_flight: BTreeSet<u64>,
     destroying: BTreeSet<u64>,
 }
@@ -33,7 +35,15 @@ impl Shard {
     /// A shard with the peers recovered at start-up.
     pub fn new(ctx: Rc<ShardCtx>, peers: HashMap<u64, Peer>) -> Self {
         let touched = peers.keys().copied().collect();
-        Shard { ctx, peers, touched, ticks: 0, handovers_in_flight: BTreeSet::new(), destroying: BTreeSet::new() }
+        Shard {
+            ctx,
+            peers,
+            touched,
+            ticks: 0,
+            last_tick: std::time::Instant::now(),
+            handovers_in_flight: BTreeSet::new(),
+            destroying: BTreeSet::new(),
+        }
     }
 
     /// Runs until the store stops.

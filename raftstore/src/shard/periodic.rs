@@ -20,6 +20,18 @@ fn every(ticks: u64, interval_ms: u64, base_ms: u64) -> bool {
 impl Shard {
     pub(super) fn on_tick(&mut self) {
         self.ticks += 1;
+        let now = std::time::Instant::now();
+        let gap = now.saturating_duration_since(self.last_tick);
+        self.last_tick = now;
+        let base = std::time::Duration::from_millis(self.ctx.cfg.raft.base_tick_ms);
+        if self.ticks > 1 && gap > base * 5 {
+            tracing::warn!(
+                shard = self.ctx.shard_id,
+                gap_ms = gap.as_millis() as u64,
+                lost_wakeups = glommio::lost_wakeups(),
+                "raft ticks stalled"
+            );
+        }
         for (id, p) in self.peers.iter_mut() {
             if !p.paused && !p.applying_snapshot && p.raw_node.tick() {
                 self.touched.insert(*id);

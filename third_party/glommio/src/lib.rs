@@ -259,6 +259,8 @@
 //! });
 //! ```
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+// Percore: vendored code; its warnings on newer compilers are not ours to fix here.
+#![allow(warnings)]
 #![cfg_attr(doc, deny(rustdoc::broken_intra_doc_links))]
 #![cfg_attr(feature = "native-tls", feature(thread_local))]
 
@@ -456,6 +458,8 @@ pub use crate::{
     shares::{Shares, SharesManager},
     sys::hardware_topology::CpuLocation,
 };
+/// Percore patch 3 (PATCHES.md): lost wake-ups the bounded park caught in this process.
+pub use crate::sys::{lost_wakeups, MAX_PARK};
 pub use enclose::enclose;
 pub use scopeguard::defer;
 use sketches_ddsketch::DDSketch;

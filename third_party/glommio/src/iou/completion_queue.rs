@@ -60,6 +60,33 @@ impl<'ring> CompletionQueue<'ring> {
         self.wait_inner(count).map(|_| ())
     }
 
+    /// Percore patch (third_party/glommio/PATCHES.md, patch 3): like [`wait`](Self::wait),
+    /// but returns `ETIME` once `timeout` has passed without `count` CQEs. Only on kernels with
+    /// `IORING_FEAT_EXT_ARG` (5.11+), where the timeout travels in the `io_uring_enter`
+    /// arguments; older kernels would need an internal timeout SQE whose completion glommio
+    /// cannot tell from its own, so there it waits without a bound, as [`wait`](Self::wait).
+    pub fn wait_timeout(&mut self, count: u32, timeout: std::time::Duration) -> io::Result<()> {
+        const IORING_FEAT_EXT_ARG: libc::c_uint = 1 << 8;
+        if unsafe { (*self.ring.as_ptr()).features } & IORING_FEAT_EXT_ARG == 0 {
+            return self.wait(count);
+        }
+        let ts = uring_sys::__kernel_timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
+        unsafe {
+            let mut cqe = MaybeUninit::uninit();
+            resultify(uring_sys::io_uring_wait_cqes(
+                self.ring.as_ptr(),
+                cqe.as_mut_ptr(),
+                count as _,
+                &ts,
+                ptr::null(),
+            ))?;
+        }
+        Ok(())
+    }
+
     #[inline(always)]
     fn wait_inner(&mut self, count: u32) -> io::Result<&mut uring_sys::io_uring_cqe> {
         unsafe {

@@ -883,6 +883,30 @@ impl UringCommon for PollRing {
     }
 }
 
+/// Percore patch 3 (third_party/glommio/PATCHES.md): the longest an executor sleeps in
+/// `io_uring_enter` before it looks at its rings, timers and channels again by itself. A lost
+/// wake-up (the ring-linking poll not firing, a foreign notification missed) then delays work
+/// by at most this instead of parking the executor until a signal arrives.
+pub const MAX_PARK: Duration = Duration::from_millis(50);
+
+static LOST_WAKEUPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many times, in this process, a bounded park ended by its bound although the latency
+/// ring held completions that should have woken it (Percore patch 3).
+pub fn lost_wakeups() -> u64 {
+    LOST_WAKEUPS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn note_lost_wakeup() {
+    let n = LOST_WAKEUPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        warn!(
+            "glommio: a park ended by its {MAX_PARK:?} bound with latency-ring completions \
+             pending (lost wake-up #{n})"
+        );
+    }
+}
+
 struct SleepableRing {
     ring: iou::IoUring,
     size: usize,
@@ -1044,7 +1068,9 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
+    /// Sleeps until a CQE arrives on this ring, the linked ring's fd polls readable, or
+    /// `max_wait` passes (Percore patch 3). Returns whether it woke by the bound.
+    fn sleep(&mut self, link: &Source, max_wait: Duration) -> io::Result<bool> {
         assert_eq!(
             self.waiting_kernel_submission(),
             0,
@@ -1086,14 +1112,16 @@ impl SleepableRing {
                 unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
-                // The rings are linked. Goodnight!
-                self.ring
-                    .cq()
-                    .wait(1)
-                    .map(|_| 1)
-                    .or_else(Reactor::busy_ok)
-                    .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)
+                // The rings are linked. Goodnight — but never for longer than `max_wait`:
+                // a wake-up that does not arrive (see PATCHES.md) costs at most that.
+                match self.ring.cq().wait_timeout(1, max_wait) {
+                    Ok(()) => Ok(false),
+                    Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(true),
+                    Err(e) => Reactor::busy_ok(e)
+                        .or_else(Reactor::again_ok)
+                        .or_else(Reactor::intr_ok)
+                        .map(|()| false),
+                }
             }
         } else {
             // Can't link rings because we ran out of `CQE`s. Just can't sleep.
@@ -1103,6 +1131,7 @@ impl SleepableRing {
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
                 .or_else(Reactor::intr_ok)
+                .map(|_| false)
         }
     }
 }
@@ -1725,7 +1754,10 @@ impl Reactor {
     ///
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
-    fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
+    ///
+    /// Percore patch 3: the sleep is bounded by [`MAX_PARK`]; returns whether it woke by the
+    /// bound.
+    fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<bool> {
         let link_rings = Source::new(
             IoRequirements::default(),
             self.link_fd,
@@ -1733,7 +1765,7 @@ impl Reactor {
             None,
             None,
         );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        ring.sleep(&link_rings, MAX_PARK).or_else(Self::busy_ok)
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1867,8 +1899,14 @@ impl Reactor {
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
-                    self.link_rings_and_sleep(&mut main_ring)
+                    let bounded = self
+                        .link_rings_and_sleep(&mut main_ring)
                         .expect("some error");
+                    // Woken by the bound while the latency ring holds completions: the poll
+                    // that links the rings did not fire (a lost wake-up, patch 3).
+                    if bounded && lat_ring.ring.cq().ready() > 0 {
+                        note_lost_wakeup();
+                    }
                     // May have new cancellations related to the link ring fd.
                     flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
                     flush_rings!(lat_ring, poll_ring, main_ring)?;
