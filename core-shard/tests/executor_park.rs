@@ -12,6 +12,15 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+/// An executor configured as shards configure theirs (small `io_memory`, a short spin).
+fn executor() -> glommio::LocalExecutor {
+    glommio::LocalExecutorBuilder::default()
+        .io_memory(256 << 10)
+        .spin_before_park(Duration::from_micros(50))
+        .make()
+        .expect("executor")
+}
+
 #[test]
 fn a_timer_task_woken_from_another_thread_keeps_ticking() {
     // The shape of the shard tick stall: one executor whose only timer is re-armed by the task
@@ -19,11 +28,7 @@ fn a_timer_task_woken_from_another_thread_keeps_ticking() {
     let (tx, rx) = mpsc::channel();
     let (wake_tx, wake_rx) = glommio::channels::shared_channel::new_bounded::<u32>(1024);
     thread::spawn(move || {
-        let ex = glommio::LocalExecutorBuilder::default()
-            .io_memory(256 << 10)
-            .spin_before_park(Duration::from_micros(50))
-            .make()
-            .expect("executor");
+        let ex = executor();
         let ticks = ex.run(async move {
             let rx = wake_rx.connect().await;
             let ticker = glommio::spawn_local(async move {
@@ -85,11 +90,7 @@ fn an_idle_executor_wakes_by_itself_within_the_park_bound() {
     // 1 s / MAX_PARK times; an unbounded park sleeps through it in a few switches (3 seen).
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
-        let ex = glommio::LocalExecutorBuilder::default()
-            .io_memory(256 << 10)
-            .spin_before_park(Duration::from_micros(50))
-            .make()
-            .expect("executor");
+        let ex = executor();
         let switches = ex.run(async move {
             let before = voluntary_switches();
             glommio::timer::sleep(Duration::from_secs(1)).await;

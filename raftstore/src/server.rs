@@ -412,6 +412,15 @@ fn start_peers(ctx: &ShardCtx, stored: Vec<(u64, StoredRegion)>, drop: &[u64]) -
         ctx.count_region(1);
         peers.insert(region_id, peer);
     }
+    // Logs with entries but no live region here: destroyed or handed-over peers whose log
+    // removal the stop cut short. They would pin segments forever (and confuse a later peer
+    // of the region). A log holding only a hard state is an uninitialized peer's vote: kept.
+    for region_id in ctx.log.regions() {
+        if !peers.contains_key(&region_id) && ctx.log.entry_count(region_id) > 0 {
+            tracing::info!(region_id, "dropping the raft log of a region this shard no longer has");
+            drop_durable(ctx.log.remove(region_id)?);
+        }
+    }
     Ok(peers)
 }
 

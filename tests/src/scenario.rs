@@ -230,8 +230,8 @@ async fn run_round(
     let kv = round_client(pd_addr);
     let mut clients = Vec::new();
     for cl in 0..s.clients {
-        let (kv, logs) = (kv.clone(), logs.clone());
-        clients.push(glommio::spawn_local(async move { client(cl, &kv, &logs, end).await }));
+        let (kv, logs, pd_addr) = (kv.clone(), logs.clone(), pd_addr.to_string());
+        clients.push(glommio::spawn_local(async move { client(cl, &pd_addr, &kv, &logs, end).await }));
     }
     for f in faults {
         f.await;
@@ -247,7 +247,7 @@ async fn run_round(
 }
 
 /// One client for one round: appends its keys and scans them back every few puts.
-async fn client(c: usize, kv: &KvClient, logs: &Arc<Mutex<Vec<ClientLog>>>, end: Instant) {
+async fn client(c: usize, pd_addr: &str, kv: &KvClient, logs: &Arc<Mutex<Vec<ClientLog>>>, end: Instant) {
     let mut log = logs.lock().expect("lock")[c];
     while Instant::now() < end {
         let i = log.next;
@@ -266,15 +266,45 @@ async fn client(c: usize, kv: &KvClient, logs: &Arc<Mutex<Vec<ClientLog>>>, end:
         }
         if log.next.is_multiple_of(5) {
             let (start, stop) = prefix_range(c);
-            if let Ok(pairs) = kv.scan(start, stop, 0, false, false).await {
+            if let Ok(pairs) = kv.scan(start.clone(), stop.clone(), 0, false, false).await {
                 log.scans += 1;
                 if let Err(e) = check_prefix(c, &pairs, log.next, log.pending) {
-                    panic!("{e}");
+                    panic!("{e}\n{}", diagnose(pd_addr, kv, &start, &stop).await);
                 }
             }
         }
     }
     logs.lock().expect("lock")[c] = log;
+}
+
+/// What the replicas hold right after a failed check: the scan once more, and every peer's
+/// view of the region (role, term, indexes, keys) — whether data is missing or a stale
+/// replica answered.
+async fn diagnose(pd_addr: &str, kv: &KvClient, start: &Bytes, stop: &Bytes) -> String {
+    let again = match kv.scan(start.clone(), stop.clone(), 0, false, false).await {
+        Ok(p) => format!("the same scan again: {} keys", p.len()),
+        Err(e) => format!("the same scan again failed: {e}"),
+    };
+    let pd = cluster::pd_client(pd_addr);
+    let mut out = again;
+    if let Ok(route) = pd.get_region(start).await {
+        out += &format!(
+            "\nregion {} {:?}, peers {:?}, leader per PD {:?}",
+            route.region.id, route.region.region_epoch, route.region.peers, route.leader
+        );
+        for (store, view) in cluster::replica_views(&pd, kv, &route.region).await {
+            out +=
+                &match view {
+                    Some(v) => format!(
+                    "\n  store {store}: leader {} term {} applied {} commit {} truncated {} last {} keys {} epoch {:?}",
+                    v.is_leader, v.term, v.applied_index, v.commit_index, v.truncated_index, v.last_index,
+                    v.key_count, v.region.as_ref().and_then(|r| r.region_epoch.clone())
+                ),
+                    None => format!("\n  store {store}: no view"),
+                };
+        }
+    }
+    out
 }
 
 /// Splits the stores into two random non-empty sets for 400-600 ms, heals for 0-200 ms, until `end`.

@@ -2,10 +2,7 @@
 //! `percore_tests::scenario` for the options and the checks). `OnePartition` is scripted
 //! (tests/tests/scripted.rs). The scenarios run one at a time (each is a 5-store cluster on
 //! this process); `PERCORE_MATRIX_ROUNDS` / `PERCORE_MATRIX_ROUND_MS` lengthen them for soak runs.
-//!
-//! Not gating CI yet: runs still hit two open bugs now and then (a raft-rs "log compacted"
-//! panic in a conf-change + crash scenario, a store that never finishes starting) — see
-//! docs/testing.md. `make test-matrix` runs them all.
+//! Part of `make test`; `make test-matrix` runs only these.
 
 use std::sync::Mutex;
 
@@ -19,61 +16,51 @@ fn run(name: &str, s: Scenario) {
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn basic() {
     run("basic", Scenario { clients: 1, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn concurrent() {
     run("concurrent", Scenario { clients: 5, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn unreliable() {
     run("unreliable", Scenario { clients: 5, unreliable: true, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn many_partitions_one_client() {
     run("many_partitions_one_client", Scenario { clients: 1, partitions: true, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn many_partitions_many_clients() {
     run("many_partitions_many_clients", Scenario { clients: 5, partitions: true, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn persist_one_client() {
     run("persist_one_client", Scenario { clients: 1, crash: true, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn persist_concurrent() {
     run("persist_concurrent", Scenario { clients: 5, crash: true, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn persist_concurrent_unreliable() {
     run("persist_concurrent_unreliable", Scenario { clients: 5, unreliable: true, crash: true, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn persist_partition() {
     run("persist_partition", Scenario { clients: 5, crash: true, partitions: true, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn persist_partition_unreliable() {
     run(
         "persist_partition_unreliable",
@@ -82,25 +69,21 @@ fn persist_partition_unreliable() {
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn snapshot_recover() {
     run("snapshot_recover", Scenario { clients: 1, crash: true, snapshot: true, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn snapshot_recover_many_clients() {
     run("snapshot_recover_many_clients", Scenario { clients: 20, crash: true, snapshot: true, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn snapshot_unreliable() {
     run("snapshot_unreliable", Scenario { clients: 5, unreliable: true, snapshot: true, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn snapshot_unreliable_recover() {
     run(
         "snapshot_unreliable_recover",
@@ -109,7 +92,6 @@ fn snapshot_unreliable_recover() {
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn snapshot_unreliable_recover_concurrent_partition() {
     run(
         "snapshot_unreliable_recover_concurrent_partition",
@@ -118,13 +100,11 @@ fn snapshot_unreliable_recover_concurrent_partition() {
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn conf_change_recover() {
     run("conf_change_recover", Scenario { clients: 1, crash: true, conf_change: true, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn conf_change_recover_many_clients() {
     run(
         "conf_change_recover_many_clients",
@@ -133,13 +113,11 @@ fn conf_change_recover_many_clients() {
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn conf_change_unreliable() {
     run("conf_change_unreliable", Scenario { clients: 5, unreliable: true, conf_change: true, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn conf_change_unreliable_recover() {
     run(
         "conf_change_unreliable_recover",
@@ -148,7 +126,6 @@ fn conf_change_unreliable_recover() {
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn conf_change_snapshot_unreliable_recover() {
     run(
         "conf_change_snapshot_unreliable_recover",
@@ -157,7 +134,6 @@ fn conf_change_snapshot_unreliable_recover() {
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn conf_change_snapshot_unreliable_recover_concurrent_partition() {
     run(
         "conf_change_snapshot_unreliable_recover_concurrent_partition",
@@ -174,25 +150,21 @@ fn conf_change_snapshot_unreliable_recover_concurrent_partition() {
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn split_recover() {
     run("split_recover", Scenario { clients: 1, crash: true, split: true, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn split_recover_many_clients() {
     run("split_recover_many_clients", Scenario { clients: 20, crash: true, split: true, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn split_unreliable() {
     run("split_unreliable", Scenario { clients: 5, unreliable: true, split: true, ..Default::default() });
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn split_unreliable_recover() {
     run(
         "split_unreliable_recover",
@@ -201,7 +173,6 @@ fn split_unreliable_recover() {
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn split_conf_change_snapshot_unreliable_recover() {
     run(
         "split_conf_change_snapshot_unreliable_recover",
@@ -218,7 +189,6 @@ fn split_conf_change_snapshot_unreliable_recover() {
 }
 
 #[test]
-#[ignore = "not gating CI until the open bugs it finds are fixed (docs/testing.md); run: make test-matrix"]
 fn split_conf_change_snapshot_unreliable_recover_concurrent_partition() {
     run(
         "split_conf_change_snapshot_unreliable_recover_concurrent_partition",

@@ -103,7 +103,7 @@ impl Peer {
             let Some(p) = self.proposals.pop_front() else { break };
             if p.index == index && p.term == term {
                 if self.is_leader() && term == self.raw_node.raft.term {
-                    self.lease.renew(p.at);
+                    self.renew_lease(p.at);
                 }
                 p.reply.send(result.take().unwrap_or_else(|| Ok(CmdResponse::default())));
             } else {

@@ -33,25 +33,34 @@ use crate::shard::msg::{CmdError, ReadRequest, ReadResult};
 pub struct Lease {
     duration: Duration,
     expires: Option<Instant>,
+    /// When it was last ended: confirmations of what happened before that (a proposal or a
+    /// read index sent earlier, answered later) no longer renew it.
+    ended: Option<Instant>,
 }
 
 impl Lease {
     /// A lease of `duration`, not yet valid.
     pub fn new(duration: Duration) -> Self {
-        Lease { duration, expires: None }
+        Lease { duration, expires: None, ended: None }
     }
 
     /// A quorum confirmed leadership as of `at`.
     pub fn renew(&mut self, at: Instant) {
+        if self.ended.is_some_and(|ended| at <= ended) {
+            return;
+        }
         let until = at + self.duration;
         if self.expires.is_none_or(|e| until > e) {
             self.expires = Some(until);
         }
     }
 
-    /// Ends the lease now.
+    /// Ends the lease now. A leadership transfer calls this when it starts: the target may be
+    /// elected at once (`TimeoutNow` skips the election timeout the lease relies on), so no
+    /// confirmation of anything before this instant may revive the lease.
     pub fn expire(&mut self) {
         self.expires = None;
+        self.ended = Some(Instant::now());
     }
 
     /// Whether the lease holds at `now`.
@@ -242,7 +251,7 @@ impl Peer {
             if let Some(w) = self.reads.queue.iter_mut().find(|w| w.id == id) {
                 w.index = Some(rs.index);
                 let at = w.at;
-                self.lease.renew(at);
+                self.renew_lease(at);
             }
         }
         self.run_ready_reads(ctx);
@@ -261,6 +270,14 @@ impl Peer {
         self.reads.queue = keep;
     }
 
+    /// A quorum confirmed this leader as of `at`: the lease runs from there — unless a
+    /// leadership transfer is under way, whose target may already have been elected.
+    pub fn renew_lease(&mut self, at: Instant) {
+        if self.raw_node.raft.lead_transferee.is_none() {
+            self.lease.renew(at);
+        }
+    }
+
     /// Drops reads that can no longer complete here (leadership lost). Proposals stay: their
     /// entries may still commit under the new leader, and answering "not leader" for a write
     /// that then applies would make the client retry it. They are answered when their index
@@ -270,5 +287,27 @@ impl Peer {
         let leader = self.leader();
         self.lease.expire();
         self.reads.fail_all(&|| region_error::not_leader(region_id, leader.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_ended_by_a_transfer_is_not_revived_by_older_confirmations() {
+        let mut lease = Lease::new(Duration::from_secs(60));
+        let proposed = Instant::now();
+        lease.renew(proposed);
+        assert!(lease.valid(Instant::now()));
+        lease.expire();
+        assert!(!lease.valid(Instant::now()));
+        // The entry proposed before the transfer commits afterwards: no renewal.
+        lease.renew(proposed);
+        assert!(!lease.valid(Instant::now()), "a confirmation from before the end revived the lease");
+        // Leadership confirmed after the end (the transfer was aborted): renewed.
+        std::thread::sleep(Duration::from_millis(1));
+        lease.renew(Instant::now());
+        assert!(lease.valid(Instant::now()));
     }
 }
