@@ -269,7 +269,7 @@ async fn client(c: usize, pd_addr: &str, kv: &KvClient, logs: &Arc<Mutex<Vec<Cli
             if let Ok(pairs) = kv.scan(start.clone(), stop.clone(), 0, false, false).await {
                 log.scans += 1;
                 if let Err(e) = check_prefix(c, &pairs, log.next, log.pending) {
-                    panic!("{e}\n{}", diagnose(pd_addr, kv, &start, &stop).await);
+                    panic!("{e}\n{}", diagnose(pd_addr, kv, c, &pairs, &start, &stop).await);
                 }
             }
         }
@@ -280,28 +280,42 @@ async fn client(c: usize, pd_addr: &str, kv: &KvClient, logs: &Arc<Mutex<Vec<Cli
 /// What the replicas hold right after a failed check: the scan once more, and every peer's
 /// view of the region (role, term, indexes, keys) — whether data is missing or a stale
 /// replica answered.
-async fn diagnose(pd_addr: &str, kv: &KvClient, start: &Bytes, stop: &Bytes) -> String {
-    let again = match kv.scan(start.clone(), stop.clone(), 0, false, false).await {
-        Ok(p) => format!("the same scan again: {} keys", p.len()),
-        Err(e) => format!("the same scan again failed: {e}"),
+async fn diagnose(
+    pd_addr: &str,
+    kv: &KvClient,
+    c: usize,
+    got: &[(Bytes, Bytes)],
+    start: &Bytes,
+    stop: &Bytes,
+) -> String {
+    let have: std::collections::BTreeSet<&Bytes> = got.iter().map(|(k, _)| k).collect();
+    let missing: Vec<usize> =
+        (0..got.len() + 200).filter(|&i| !have.contains(&crate::workload::key(c, i))).take(5).collect();
+    let mut out = format!("first missing positions: {missing:?}");
+    out += &match kv.scan(start.clone(), stop.clone(), 0, false, false).await {
+        Ok(p) => format!("\nthe same scan again: {} keys", p.len()),
+        Err(e) => format!("\nthe same scan again failed: {e}"),
     };
     let pd = cluster::pd_client(pd_addr);
-    let mut out = again;
-    if let Ok(route) = pd.get_region(start).await {
+    let Ok(routes) = pd.scan_regions(start, stop, 0).await else { return out };
+    for route in routes {
         out += &format!(
-            "\nregion {} {:?}, peers {:?}, leader per PD {:?}",
-            route.region.id, route.region.region_epoch, route.region.peers, route.leader
+            "\nregion {} [{}, {}) {:?}, leader per PD {:?}",
+            route.region.id,
+            route.region.start_key.escape_ascii(),
+            route.region.end_key.escape_ascii(),
+            route.region.region_epoch,
+            route.leader.as_ref().map(|l| l.store_id)
         );
         for (store, view) in cluster::replica_views(&pd, kv, &route.region).await {
-            out +=
-                &match view {
-                    Some(v) => format!(
-                    "\n  store {store}: leader {} term {} applied {} commit {} truncated {} last {} keys {} epoch {:?}",
-                    v.is_leader, v.term, v.applied_index, v.commit_index, v.truncated_index, v.last_index,
+            out += &match view {
+                Some(v) => format!(
+                    "\n  store {store} shard {}: leader {} term {} applied {} commit {} truncated {} last {} keys {} epoch {:?}",
+                    v.shard, v.is_leader, v.term, v.applied_index, v.commit_index, v.truncated_index, v.last_index,
                     v.key_count, v.region.as_ref().and_then(|r| r.region_epoch.clone())
                 ),
-                    None => format!("\n  store {store}: no view"),
-                };
+                None => format!("\n  store {store}: no view"),
+            };
         }
     }
     out

@@ -73,6 +73,8 @@ struct Waiting {
     id: u64,
     index: Option<u64>,
     at: Instant,
+    /// The region's version when the read's keys were checked against it.
+    version: u64,
     req: ReadRequest,
     reply: oneshot::Sender<ReadResult>,
 }
@@ -240,7 +242,8 @@ impl Peer {
         let id = self.reads.next_id;
         self.reads.next_id += 1;
         self.raw_node.read_index(id.to_le_bytes().to_vec());
-        self.reads.queue.push_back(Waiting { id, index: None, at: now, req, reply });
+        let version = self.epoch().version;
+        self.reads.queue.push_back(Waiting { id, index: None, at: now, version, req, reply });
     }
 
     /// Handles the read states of a ready: the reads they confirm may run once applied.
@@ -258,12 +261,27 @@ impl Peer {
     }
 
     /// Runs confirmed reads whose index is applied, in order.
+    ///
+    /// A read whose region split while it waited is answered `EpochNotMatch` instead: its
+    /// range was checked against the region before the split, and the part that went to the
+    /// new region may no longer be on this shard (a split's new region is often handed over
+    /// to another shard at once) — serving it here returned a scan silently missing that part.
     pub fn run_ready_reads(&mut self, ctx: &Rc<ShardCtx>) {
         let applied = self.raw_node.store().applied_index();
+        let version = self.epoch().version;
         let mut keep = VecDeque::new();
         while let Some(w) = self.reads.queue.pop_front() {
             match w.index {
-                Some(i) if i <= applied && self.applied_own_term() => serve(ctx, self.region(), w.req, w.reply),
+                Some(i) if i <= applied && self.applied_own_term() => {
+                    if w.version == version {
+                        serve(ctx, self.region(), w.req, w.reply);
+                    } else {
+                        w.reply.send(Err(region_error::epoch_not_match(
+                            format!("region {} split while the read waited for its read index", self.region_id()),
+                            vec![self.region().clone()],
+                        )));
+                    }
+                }
                 _ => keep.push_back(w),
             }
         }
