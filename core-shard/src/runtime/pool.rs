@@ -44,8 +44,10 @@ pub struct PoolConfig {
     pub name: String,
     /// One CPU per shard.
     pub placement: ShardPlacement,
-    /// CPUs of every shard's blocking thread pool. `None`: the other CPUs of the placement,
-    /// or the shard's own CPU when the placement has only one.
+    /// CPUs of every shard's blocking thread pool — and of its io_uring kernel workers
+    /// (glommio patch 4). `None`: the other CPUs of the placement; when the placement has only
+    /// the shard's CPU, the other CPUs this process may run on; on a one-CPU machine, the
+    /// shard's own.
     pub blocking_cpus: Option<Vec<usize>>,
     /// Memory glommio registers with io_uring per shard. Default 1 MiB: memlock is 8 MiB for
     /// non-root users, and registration failure only costs performance.
@@ -78,6 +80,12 @@ impl PoolConfig {
             return cpus.clone();
         }
         let mut others: Vec<usize> = self.placement.cpus.iter().copied().filter(|&c| c != shard_cpu).collect();
+        if others.is_empty() {
+            // A one-shard placement: the blocking pool and the kernel's io_uring workers still
+            // belong off the reactor's core, where a spinning executor would make them wait
+            // (an fdatasync took 300 µs instead of 90 µs there).
+            others = allowed_cpus().into_iter().filter(|&c| c != shard_cpu).collect();
+        }
         others.sort_unstable();
         others.dedup();
         if others.is_empty() {
@@ -86,6 +94,17 @@ impl PoolConfig {
             others
         }
     }
+}
+
+/// The CPUs this process may run on (its affinity mask; empty if it cannot be read).
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, filled in by the kernel.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if r != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
 }
 
 /// What a shard's future receives: its identity and its share of the runtime.

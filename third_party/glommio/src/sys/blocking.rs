@@ -186,6 +186,9 @@ pub(crate) struct BlockingThreadPool {
     sources: RefCell<AHashMap<u64, Pin<Rc<RefCell<InnerSource>>>>>,
     requests: Cell<u64>,
     _threads: Vec<BlockingThread>,
+    /// The CPUs the threads are bound to (`None`: unbound). Percore patch 4: the reactor puts
+    /// io_uring's kernel workers on the same CPUs.
+    cpus: Option<Vec<usize>>,
 }
 
 impl BlockingThreadPool {
@@ -201,8 +204,13 @@ impl BlockingThreadPool {
         let thread_count = placement.executor_count();
         let mut placements = placement.generate_cpu_set()?;
         let mut threads = Vec::with_capacity(thread_count);
+        let mut cpus: Option<Vec<usize>> = Some(Vec::new());
         for _ in 0..thread_count {
-            let bindings = placements.next().cpu_binding();
+            let bindings: Option<Vec<usize>> = placements.next().cpu_binding().map(|b| b.into_iter().collect());
+            match (&mut cpus, &bindings) {
+                (Some(all), Some(b)) => all.extend(b.iter().copied()),
+                _ => cpus = None,
+            }
             threads.push(BlockingThread::new(
                 sleep_notifier.clone(),
                 in_rx.clone(),
@@ -210,14 +218,24 @@ impl BlockingThreadPool {
                 bindings,
             ));
         }
+        if let Some(all) = &mut cpus {
+            all.sort_unstable();
+            all.dedup();
+        }
 
         Ok(Self {
             _threads: threads,
+            cpus: cpus.filter(|c| !c.is_empty()),
             tx: Rc::new(in_tx),
             rx: out_rx,
             sources: RefCell::new(Default::default()),
             requests: Cell::new(0),
         })
+    }
+
+    /// The CPUs the pool's threads are bound to, if they are bound.
+    pub(super) fn cpus(&self) -> Option<&[usize]> {
+        self.cpus.as_deref()
     }
 
     pub(super) fn push(

@@ -883,6 +883,35 @@ impl UringCommon for PollRing {
     }
 }
 
+/// Percore patch 4: binds the io-wq workers of the ring `fd` to `cpus`
+/// (`IORING_REGISTER_IOWQ_AFF`, Linux 5.14+).
+fn set_io_wq_affinity(fd: RawFd, cpus: &[usize]) -> io::Result<()> {
+    const IORING_REGISTER_IOWQ_AFF: libc::c_uint = 17;
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET only writes inside it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        if cpu < libc::CPU_SETSIZE as usize {
+            unsafe { libc::CPU_SET(cpu, &mut set) };
+        }
+    }
+    // SAFETY: the kernel reads `size_of::<cpu_set_t>()` bytes from `set`, which lives for
+    // the duration of the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            fd,
+            IORING_REGISTER_IOWQ_AFF,
+            &set as *const libc::cpu_set_t,
+            std::mem::size_of::<libc::cpu_set_t>(),
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Percore patch 3 (third_party/glommio/PATCHES.md): the longest an executor sleeps in
 /// `io_uring_enter` before it looks at its rings, timers and channels again by itself. A lost
 /// wake-up (the ring-linking poll not firing, a foreign notification missed) then delays work
@@ -1364,6 +1393,22 @@ impl Reactor {
         }
 
         let link_fd = latency_ring.ring_fd();
+
+        // Percore patch 4: io_uring's kernel workers (io-wq: fsync, and any request that
+        // cannot complete inline) run on the blocking pool's CPUs, not on the executor's own.
+        // Left on the executor's CPU they wait for the executor to stop spinning
+        // (`spin_before_park`): a 90 µs fdatasync took 300 µs.
+        if let Some(cpus) = blocking_thread.cpus() {
+            for (name, fd) in [
+                ("main", main_ring.ring_fd()),
+                ("latency", latency_ring.ring_fd()),
+                ("poll", poll_ring.ring.raw().ring_fd),
+            ] {
+                if let Err(e) = set_io_wq_affinity(fd, cpus) {
+                    warn!("glommio: io-wq affinity of the {name} ring not set ({e}); its workers may share the executor's CPU");
+                }
+            }
+        }
 
         let eventfd_src = Source::new(
             IoRequirements::default(),
