@@ -20,10 +20,19 @@
 //! them correct. Everything is shard-local: a client lives on one executor; clones share its
 //! caches and connections.
 //!
-//! ```ignore
-//! let kv = KvClient::new(Rc::new(pd_client), KvConfig::default());
-//! kv.put("k", "v").await?;
-//! assert_eq!(kv.get("k").await?, Some(Bytes::from("v")));
+//! ```no_run
+//! use std::rc::Rc;
+//!
+//! use bytes::Bytes;
+//! use net::kv::{KvClient, KvConfig, KvError, RouteSource};
+//!
+//! // `pd` is PD's client (`pd::PdClient` implements `RouteSource`).
+//! async fn put_then_get(pd: Rc<dyn RouteSource>) -> Result<(), KvError> {
+//!     let kv = KvClient::new(pd, KvConfig::default());
+//!     kv.put("k", "v").await?;
+//!     assert_eq!(kv.get("k").await?, Some(Bytes::from("v")));
+//!     Ok(())
+//! }
 //! ```
 
 mod admin;
