@@ -33,11 +33,11 @@ use crate::storage::{decode_entry, encode_entry, PeerStorage};
 /// re-created 0.4 s later, the stale candidate elected 4 ms after). A genuine re-add always
 /// comes with a newer `conf_ver` and a new peer id.
 fn tombstone_covers(tombstone: &RegionLocalState, m: &RaftMessage) -> bool {
-    let region = tombstone.region.clone().unwrap_or_default();
-    let removed_at = region.region_epoch.as_ref().map_or(0, |e| e.conf_ver);
+    let region = tombstone.region.as_ref();
+    let removed_at = region.and_then(|r| r.region_epoch.as_ref()).map_or(0, |e| e.conf_ver);
     let theirs = m.region_epoch.as_ref().map_or(0, |e| e.conf_ver);
     let Some(to) = &m.to_peer else { return true };
-    let removed_peer = region.peers.iter().find(|p| p.store_id == to.store_id).map(|p| p.id);
+    let removed_peer = region.and_then(|r| r.peers.iter().find(|p| p.store_id == to.store_id)).map(|p| p.id);
     theirs <= removed_at || removed_peer.is_some_and(|id| to.id <= id)
 }
 
