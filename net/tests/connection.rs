@@ -143,3 +143,39 @@ fn calls_fail_cleanly_when_the_server_is_gone() {
         assert!(err.is_retryable());
     });
 }
+
+#[test]
+fn a_call_that_times_out_fails_alone_and_its_late_reply_is_dropped() {
+    run(|| async {
+        let (addr, stats) = start_server(ConnConfig::default());
+        let client = Client::connect(&addr, ConnConfig::default()).await.unwrap();
+        // The slow call (2.5 ms at the server) gives up after 1 ms, while 20 others share the
+        // connection.
+        let slow = {
+            let c = client.clone();
+            glommio::spawn_local(async move {
+                c.call(Method::PdTso, Bytes::from_static(&[250, 0]), Some(Duration::from_millis(1))).await
+            })
+        };
+        let others: Vec<_> = (0..20u8)
+            .map(|i| {
+                let c = client.clone();
+                glommio::spawn_local(async move { c.call(Method::PdTso, Bytes::from(vec![100, i]), None).await })
+            })
+            .collect();
+        assert!(matches!(slow.await, Err(NetError::Timeout(_))));
+        for (i, t) in others.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap(), Bytes::from(vec![100, i as u8]));
+        }
+        // The late reply arrives on the open connection and matches no call.
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+        assert_eq!(client.closed(), None, "a timeout must not close the connection");
+        for i in 0..5u8 {
+            assert_eq!(
+                client.call(Method::PdTso, Bytes::from(vec![0, i]), None).await.unwrap(),
+                Bytes::from(vec![0, i])
+            );
+        }
+        assert_eq!(stats.accepted.get(), 1, "one connection throughout");
+    });
+}

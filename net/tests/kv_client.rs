@@ -173,3 +173,90 @@ fn invalid_arguments_fail_at_once_and_empty_work_is_free() {
         assert!(table.asked.borrow().is_empty());
     });
 }
+
+/// A store that takes writes (after 2 ms) and never answers reads.
+#[derive(Default)]
+struct StuckReads {
+    reads: std::cell::Cell<u64>,
+    writes: std::cell::Cell<u64>,
+}
+
+impl net::server::Service for StuckReads {
+    fn call(&self, method: net::Method, _payload: Bytes) -> LocalBoxFuture<net::server::HandlerResult> {
+        use prost::Message;
+        match method {
+            net::Method::RawPut => {
+                self.writes.set(self.writes.get() + 1);
+                Box::pin(async {
+                    glommio::timer::sleep(Duration::from_millis(2)).await;
+                    Ok(net::proto::kvrpcpb::RawPutResponse::default().encode_to_vec().into())
+                })
+            }
+            net::Method::RawGet => {
+                self.reads.set(self.reads.get() + 1);
+                Box::pin(std::future::pending())
+            }
+            _ => Box::pin(async { Err(net::server::status(net::proto::rpcpb::StatusCode::Unimplemented, "no")) }),
+        }
+    }
+}
+
+#[test]
+fn a_read_timing_out_leaves_the_connection_and_the_writes_on_it_alone() {
+    run(|| async {
+        let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let store = Rc::new(StuckReads::default());
+        let server_stats = Rc::new(net::server::ServerStats::default());
+        glommio::spawn_local(net::server::serve(listener, store.clone(), ConnConfig::default(), server_stats.clone()))
+            .detach();
+        let region = Region {
+            id: 1,
+            region_epoch: Some(RegionEpoch { conf_ver: 1, version: 1 }),
+            peers: vec![peer(11, 1)],
+            ..Region::default()
+        };
+        let table = Table {
+            regions: vec![Route { region, leader: Some(peer(11, 1)), leader_shard: Some(0) }],
+            stores: [(1, Store { id: 1, address: addr.clone(), shard_addresses: vec![addr], ..Store::default() })]
+                .into(),
+            ..Table::default()
+        };
+        let conn = ConnConfig { call_timeout: Duration::from_millis(100), ..ConnConfig::default() };
+        let kv = KvClient::new(
+            Rc::new(table),
+            KvConfig { deadline: Duration::from_millis(700), conn, ..KvConfig::default() },
+        );
+        // Connect once before the concurrent calls (which would otherwise race to connect).
+        kv.put("first", "v").await.unwrap();
+        assert_eq!(server_stats.accepted.get(), 1);
+        let reader = {
+            let kv = kv.clone();
+            glommio::spawn_local(async move { kv.get("r").await })
+        };
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let kv = kv.clone();
+                glommio::spawn_local(async move {
+                    let until = Instant::now() + Duration::from_millis(900);
+                    let mut results = Vec::new();
+                    let mut i = 0;
+                    while Instant::now() < until {
+                        results.push(kv.put(format!("w{w}-{i}"), "v").await);
+                        i += 1;
+                    }
+                    results
+                })
+            })
+            .collect();
+        assert_deadline(reader.await, "timed out");
+        for w in writers {
+            for r in w.await {
+                assert_eq!(r, Ok(()), "a write failed because another call on its connection timed out");
+            }
+        }
+        assert!(store.reads.get() >= 3, "the read was retried after each timeout: {}", store.reads.get());
+        assert!(store.writes.get() >= 50, "writes went on meanwhile: {}", store.writes.get());
+        assert_eq!(server_stats.accepted.get(), 1, "timeouts must not cost the connection");
+    });
+}

@@ -129,6 +129,26 @@ impl Default for BalanceConfig {
     }
 }
 
+/// Bounds on client requests (DESIGN.md "Latency rules").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RequestConfig {
+    /// Every KV or admin request the store takes is answered within this: with its result, a
+    /// retryable region error, or an explicit timeout (`RequestTimeout`; for a write already
+    /// proposed, `UndeterminedResult`). Keep it below the clients' call timeout (10 s), so
+    /// that a slow request costs its caller a retry, not a lost connection. Default 4 000 ms.
+    pub timeout_ms: u64,
+    /// A request pending longer than this is logged once as slow, with its region, kind and
+    /// the stage it waits in, and counted. Default 1 000 ms.
+    pub slow_ms: u64,
+}
+
+impl Default for RequestConfig {
+    fn default() -> Self {
+        RequestConfig { timeout_ms: 4_000, slow_ms: 1_000 }
+    }
+}
+
 /// Talking to PD.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
@@ -180,6 +200,8 @@ pub struct Config {
     pub pd: PdConfig,
     /// Shard balance.
     pub balance: BalanceConfig,
+    /// Request bounds.
+    pub request: RequestConfig,
 }
 
 impl Default for Config {
@@ -195,6 +217,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             pd: PdConfig::default(),
             balance: BalanceConfig::default(),
+            request: RequestConfig::default(),
         }
     }
 }
@@ -240,6 +263,16 @@ impl Config {
         if self.storage.log_segment_mb == 0 || self.storage.log_segment_mb > 1024 {
             return bad("storage.log-segment-mb must be between 1 and 1024".into());
         }
+        if self.request.timeout_ms == 0 || self.request.slow_ms == 0 {
+            return bad("request.timeout-ms and request.slow-ms must be positive".into());
+        }
+        if self.request.timeout_ms < 2 * r.base_tick_ms {
+            return bad(format!(
+                "request.timeout-ms ({}) must be at least two raft ticks ({} ms): a request must outlive a heartbeat round",
+                self.request.timeout_ms,
+                2 * r.base_tick_ms
+            ));
+        }
         if self.shards == Some(0) {
             return bad("shards must be at least 1".into());
         }
@@ -255,6 +288,11 @@ impl Config {
     /// The raft base tick.
     pub fn base_tick(&self) -> Duration {
         Duration::from_millis(self.raft.base_tick_ms)
+    }
+
+    /// The bound on every request's wait.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request.timeout_ms)
     }
 
     /// A configuration for tests: fast ticks and heartbeats, small logs.
@@ -299,6 +337,8 @@ mod tests {
             (|c| c.shards = Some(0), "shards"),
             (|c| c.placement = "round".into(), "placement"),
             (|c| c.addr = "nowhere".into(), "addr"),
+            (|c| c.request.timeout_ms = 0, "request.timeout-ms"),
+            (|c| c.request.timeout_ms = 150, "two raft ticks"),
         ];
         for (f, want) in cases {
             let mut c = Config::default();

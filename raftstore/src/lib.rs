@@ -10,6 +10,7 @@
 //! * [`operation`]: one file per command (write, conf change, split, transfer leader, compact log).
 //! * [`storage`]: raft-rs `Storage` over the log engine; [`engine`]: the shard's RocksDB.
 //! * [`service`]: the network service; [`transport`]: raft messages between stores.
+//! * [`tracker`]: client requests in flight, their stages, the bound and the slow-request log.
 //! * [`bootstrap`]: store identity and cluster bootstrap; [`config`]: the TOML configuration.
 
 #![warn(missing_docs)]
@@ -27,6 +28,7 @@ pub mod server;
 pub mod service;
 pub mod shard;
 pub mod storage;
+pub mod tracker;
 pub mod transport;
 
 pub use config::Config;

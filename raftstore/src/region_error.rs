@@ -1,8 +1,10 @@
 //! Constructors of the typed region errors clients act on.
 
+use std::time::Duration;
+
 use net::proto::errorpb::{
-    region_error::Kind, EpochNotMatch, KeyNotInRegion, NotLeader, RegionError, RegionNotFound, ServerIsBusy,
-    StaleCommand, WrongShard,
+    region_error::Kind, EpochNotMatch, KeyNotInRegion, NotLeader, RegionError, RegionNotFound, RequestTimeout,
+    ServerIsBusy, StaleCommand, UndeterminedResult, WrongShard,
 };
 use net::proto::metapb::{Peer, Region, RegionEpoch};
 
@@ -59,6 +61,21 @@ pub fn wrong_shard(region_id: u64, shard: usize) -> CmdError {
         format!("region {region_id} is on shard {shard}"),
         Kind::WrongShard(WrongShard { region_id, shard: shard as u32 }),
     )
+}
+
+/// The request waited past the store's bound in `stage` and was dropped unapplied (a read,
+/// or a write never proposed); retry.
+pub fn request_timeout(stage: &str, waited: Duration) -> CmdError {
+    err(
+        format!("request timed out after {} ms ({stage})", waited.as_millis()),
+        Kind::RequestTimeout(RequestTimeout { stage: stage.to_string(), elapsed_ms: waited.as_millis() as u64 }),
+    )
+}
+
+/// A proposed write the store lost track of (`stage`: where it was); it may still apply, so
+/// the client must not resend it.
+pub fn undetermined(stage: &str) -> CmdError {
+    err(format!("outcome unknown: {stage}"), Kind::UndeterminedResult(UndeterminedResult { stage: stage.to_string() }))
 }
 
 /// Whether a request's epoch is stale against the region's: `check_conf_ver` for membership

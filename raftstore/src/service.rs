@@ -19,9 +19,16 @@ use net::server::{status, typed, HandlerResult, LocalBoxFuture, Service};
 use net::Method;
 use prost::Message;
 
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use net::client::with_timeout;
+
+use crate::region_error;
 use crate::router;
 use crate::shard::ctx::ShardCtx;
 use crate::shard::msg::{AdminCmd, CmdError, CmdResponse, Event, ReadRequest, ShardMsg};
+use crate::tracker::Ticket;
 use crate::transport::SnapshotAssembler;
 
 /// The service of one shard.
@@ -59,25 +66,83 @@ fn delete(key: Bytes) -> Request {
 }
 
 impl StoreService {
-    async fn write(&self, ctx: &Option<Context>, requests: Vec<Request>) -> Result<CmdResponse, CmdError> {
-        let (region_id, epoch) = region_of(ctx);
-        let (tx, rx) = oneshot::channel();
-        self.ctx.push(Event::Write { region_id, epoch, requests, reply: tx });
-        rx.await.unwrap_or_else(|_| Err(crate::region_error::server_is_busy("shard stopped", 100)))
+    /// Admits a request to the shard's tracker: its stage is followed from here.
+    fn admit(&self, region_id: u64, method: Method) -> Ticket {
+        self.ctx.requests.borrow_mut().admit(region_id, method, Instant::now())
     }
 
-    async fn read(&self, ctx: &Option<Context>, req: ReadRequest) -> crate::shard::msg::ReadResult {
-        let (region_id, epoch) = region_of(ctx);
-        let (tx, rx) = oneshot::channel();
-        self.ctx.push(Event::Read { region_id, epoch, req, reply: tx });
-        rx.await.unwrap_or_else(|_| Err(crate::region_error::server_is_busy("shard stopped", 100)))
+    /// Waits for the raft loop's answer to a tracked request, at most `request.timeout-ms`.
+    /// Past that the request is answered by the bound: an explicit `RequestTimeout` — or, for
+    /// a write that reached the raft log, `UndeterminedResult` (it may still apply) — and the
+    /// shard drops it (a queued one is never proposed; a late answer goes nowhere).
+    async fn answer<T>(
+        &self,
+        ticket: Ticket,
+        write: bool,
+        rx: oneshot::Receiver<Result<T, CmdError>>,
+    ) -> Result<T, CmdError> {
+        let bound = self.ctx.cfg.request_timeout();
+        let result = with_timeout(bound, rx).await;
+        let tracked = self.ctx.requests.borrow_mut().finish(ticket);
+        match result {
+            Some(Ok(r)) => r,
+            // The reply was dropped unanswered (the shard stopped): a proposed write may
+            // still apply elsewhere.
+            Some(Err(_)) if write && tracked.as_ref().is_some_and(|t| t.stage.proposed()) => {
+                Err(region_error::undetermined("the shard dropped the request"))
+            }
+            Some(Err(_)) => Err(region_error::server_is_busy("shard stopped", 100)),
+            None => {
+                self.ctx.requests.borrow_mut().count_timeout();
+                self.ctx.shared.timed_out_requests.fetch_add(1, Ordering::Relaxed);
+                let Some(t) = tracked else {
+                    // Never happens (the ticket is live until here); if it did, a write's fate
+                    // would be unknown.
+                    return Err(if write {
+                        region_error::undetermined("untracked")
+                    } else {
+                        region_error::request_timeout("untracked", bound)
+                    });
+                };
+                let stage = t.stage;
+                let bound_ms = bound.as_millis() as u64;
+                tracing::warn!(region_id = t.region_id, kind = ?t.method, %stage, bound_ms, "request timed out");
+                if write && stage.proposed() {
+                    Err(region_error::undetermined(&stage.to_string()))
+                } else {
+                    Err(region_error::request_timeout(&stage.to_string(), bound))
+                }
+            }
+        }
     }
 
-    async fn admin(&self, ctx: &Option<Context>, cmd: AdminCmd) -> AdminResponse {
+    async fn write(
+        &self,
+        method: Method,
+        ctx: &Option<Context>,
+        requests: Vec<Request>,
+    ) -> Result<CmdResponse, CmdError> {
         let (region_id, epoch) = region_of(ctx);
+        let ticket = self.admit(region_id, method);
         let (tx, rx) = oneshot::channel();
-        self.ctx.push(Event::Admin { region_id, epoch, cmd, reply: tx });
-        match rx.await.unwrap_or_else(|_| Err(crate::region_error::server_is_busy("shard stopped", 100))) {
+        self.ctx.push(Event::Write { region_id, epoch, requests, reply: tx, ticket });
+        self.answer(ticket, true, rx).await
+    }
+
+    async fn read(&self, method: Method, ctx: &Option<Context>, req: ReadRequest) -> crate::shard::msg::ReadResult {
+        let (region_id, epoch) = region_of(ctx);
+        let ticket = self.admit(region_id, method);
+        let (tx, rx) = oneshot::channel();
+        self.ctx.push(Event::Read { region_id, epoch, req, reply: tx, ticket });
+        self.answer(ticket, false, rx).await
+    }
+
+    async fn admin(&self, method: Method, ctx: &Option<Context>, cmd: AdminCmd) -> AdminResponse {
+        let (region_id, epoch) = region_of(ctx);
+        let ticket = self.admit(region_id, method);
+        let (tx, rx) = oneshot::channel();
+        self.ctx.push(Event::Admin { region_id, epoch, cmd, reply: tx, ticket });
+        match self.answer(ticket, false, rx).await {
             Ok(r) => {
                 let a = r.admin.unwrap_or_default();
                 AdminResponse {
@@ -121,7 +186,7 @@ impl StoreService {
         match method {
             Method::RawGet => {
                 typed(payload, |r: RawGetRequest| async move {
-                    match self.read(&r.context, ReadRequest::Get { key: r.key }).await {
+                    match self.read(method, &r.context, ReadRequest::Get { key: r.key }).await {
                         Ok(mut v) => {
                             let value = v.pop().and_then(|(_, v)| v);
                             RawGetResponse {
@@ -140,7 +205,7 @@ impl StoreService {
             }
             Method::RawBatchGet => {
                 typed(payload, |r: RawBatchGetRequest| async move {
-                    match self.read(&r.context, ReadRequest::BatchGet { keys: r.keys }).await {
+                    match self.read(method, &r.context, ReadRequest::BatchGet { keys: r.keys }).await {
                         Ok(v) => RawBatchGetResponse {
                             pairs: v.into_iter().filter_map(|(key, v)| v.map(|value| KvPair { key, value })).collect(),
                             ..Default::default()
@@ -162,7 +227,7 @@ impl StoreService {
                         reverse: r.reverse,
                         key_only: r.key_only,
                     };
-                    match self.read(&r.context, req).await {
+                    match self.read(method, &r.context, req).await {
                         Ok(v) => RawScanResponse {
                             pairs: v.into_iter().map(|(key, v)| KvPair { key, value: v.unwrap_or_default() }).collect(),
                             ..Default::default()
@@ -178,7 +243,7 @@ impl StoreService {
             Method::RawPut => {
                 typed(payload, |r: RawPutRequest| async move {
                     let (region_error, error) = self
-                        .write(&r.context, vec![put(r.key, r.value)])
+                        .write(method, &r.context, vec![put(r.key, r.value)])
                         .await
                         .err()
                         .map(split_err)
@@ -191,15 +256,19 @@ impl StoreService {
                 typed(payload, |r: RawBatchPutRequest| async move {
                     let reqs = r.pairs.into_iter().map(|p| put(p.key, p.value)).collect();
                     let (region_error, error) =
-                        self.write(&r.context, reqs).await.err().map(split_err).unwrap_or_default();
+                        self.write(method, &r.context, reqs).await.err().map(split_err).unwrap_or_default();
                     RawBatchPutResponse { region_error, error, shard_hint: None }
                 })
                 .await
             }
             Method::RawDelete => {
                 typed(payload, |r: RawDeleteRequest| async move {
-                    let (region_error, error) =
-                        self.write(&r.context, vec![delete(r.key)]).await.err().map(split_err).unwrap_or_default();
+                    let (region_error, error) = self
+                        .write(method, &r.context, vec![delete(r.key)])
+                        .await
+                        .err()
+                        .map(split_err)
+                        .unwrap_or_default();
                     RawDeleteResponse { region_error, error, shard_hint: None }
                 })
                 .await
@@ -208,7 +277,7 @@ impl StoreService {
                 typed(payload, |r: RawBatchDeleteRequest| async move {
                     let reqs = r.keys.into_iter().map(delete).collect();
                     let (region_error, error) =
-                        self.write(&r.context, reqs).await.err().map(split_err).unwrap_or_default();
+                        self.write(method, &r.context, reqs).await.err().map(split_err).unwrap_or_default();
                     RawBatchDeleteResponse { region_error, error, shard_hint: None }
                 })
                 .await
@@ -224,7 +293,7 @@ impl StoreService {
                         ..Default::default()
                     };
                     let (region_error, error) =
-                        self.write(&r.context, vec![req]).await.err().map(split_err).unwrap_or_default();
+                        self.write(method, &r.context, vec![req]).await.err().map(split_err).unwrap_or_default();
                     RawDeleteRangeResponse { region_error, error, shard_hint: None }
                 })
                 .await
@@ -242,7 +311,7 @@ impl StoreService {
                         }),
                         ..Default::default()
                     };
-                    match self.write(&r.context, vec![req]).await {
+                    match self.write(method, &r.context, vec![req]).await {
                         Ok(mut resp) => {
                             let c = resp.responses.pop().and_then(|r| r.cas).unwrap_or_default();
                             RawCasResponse {
@@ -264,19 +333,24 @@ impl StoreService {
                 typed(payload, |r: adminpb::ChangePeerRequest| async move {
                     let change_type = raft_cmdpb::ConfChangeType::from_i32(r.change_type)
                         .unwrap_or(raft_cmdpb::ConfChangeType::AddNode);
-                    self.admin(&r.context, AdminCmd::ChangePeer { change_type, peer: r.peer.unwrap_or_default() }).await
+                    self.admin(
+                        method,
+                        &r.context,
+                        AdminCmd::ChangePeer { change_type, peer: r.peer.unwrap_or_default() },
+                    )
+                    .await
                 })
                 .await
             }
             Method::AdminTransferLeader => {
                 typed(payload, |r: adminpb::TransferLeaderRequest| async move {
-                    self.admin(&r.context, AdminCmd::TransferLeader { peer: r.peer.unwrap_or_default() }).await
+                    self.admin(method, &r.context, AdminCmd::TransferLeader { peer: r.peer.unwrap_or_default() }).await
                 })
                 .await
             }
             Method::AdminSplit => {
                 typed(payload, |r: adminpb::SplitRegionRequest| async move {
-                    self.admin(&r.context, AdminCmd::Split { split_key: r.split_key }).await
+                    self.admin(method, &r.context, AdminCmd::Split { split_key: r.split_key }).await
                 })
                 .await
             }
@@ -315,7 +389,14 @@ impl StoreService {
         if self.ctx.outbox.send(shard, msg).await.is_err() {
             return Err(status(StatusCode::Unavailable, "shard stopped"));
         }
-        let bytes = rx.await.map_err(|_| status(StatusCode::Unavailable, "forward lost"))??;
+        // The owning shard bounds the request itself; this bound only covers a shard that
+        // stopped answering altogether.
+        let bound = self.ctx.cfg.request_timeout() + std::time::Duration::from_secs(1);
+        let Some(reply) = with_timeout(bound, rx).await else {
+            self.ctx.cancel_forward(id);
+            return Err(status(StatusCode::Unavailable, format!("shard {shard} did not answer within {bound:?}")));
+        };
+        let bytes = reply.map_err(|_| status(StatusCode::Unavailable, "forward lost"))??;
         Ok(add_shard_hint(method, bytes, WrongShard { region_id, shard: shard as u32 }))
     }
 }

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use net::kv::{KvClient, KvConfig};
 use net::proto::adminpb::RegionDebugResponse;
+use net::proto::kvrpcpb::Context;
 use net::proto::metapb::{Peer, PeerRole, Region};
 use net::proto::raft_cmdpb::ConfChangeType;
+use net::{Client, ConnConfig};
 use pd::{PdClient, PdClientConfig, PdServer};
 use raftstore::{Config, StoreHandle};
 
@@ -298,5 +300,35 @@ pub async fn wait_replicas_converge(pd: &PdClient, kv: &KvClient, timeout: Durat
             panic!("replicas did not converge within {timeout:?}: {detail}");
         }
         glommio::timer::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A connection straight to one store's main address, bypassing the routing client.
+pub async fn store_conn(pd: &PdClient, store: u64) -> Client {
+    let (s, _) = pd.get_store(store).await.expect("store known to PD");
+    Client::connect(&s.address, ConnConfig::default()).await.expect("connect to the store")
+}
+
+/// The request context naming `region` (its id and epoch) and, if given, the peer addressed.
+pub fn ctx(region: &Region, peer: Option<Peer>) -> Option<Context> {
+    Some(Context { region_id: region.id, region_epoch: region.region_epoch.clone(), peer })
+}
+
+/// The region holding `key` and its leader, as the leader's own replica sees them; panics
+/// after 20 s without one.
+pub async fn leader_of(pd: &PdClient, kv: &KvClient, key: &[u8]) -> (Region, Peer) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(route) = pd.get_region(key).await {
+            for (store, view) in replica_views(pd, kv, &route.region).await {
+                let Some(v) = view.filter(|v| v.is_leader) else { continue };
+                let peer = v.region.as_ref().and_then(|r| r.peers.iter().find(|p| p.store_id == store)).cloned();
+                if let (Some(r), Some(p)) = (v.region, peer) {
+                    return (r, p);
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader for {key:?} within 20 s");
+        glommio::timer::sleep(Duration::from_millis(50)).await;
     }
 }

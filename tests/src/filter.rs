@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use net::proto::raft_serverpb::RaftMessage;
+use raft::eraftpb::MessageType;
 use raftstore::shard::ctx::TransportFilter;
 
 #[derive(Default)]
@@ -13,6 +14,8 @@ struct Rules {
     drop_percent: u32,
     partitions: Vec<HashSet<u64>>,
     isolated: HashSet<u64>,
+    /// `(region, destination store, message type)` of messages to drop.
+    kinds: Vec<(u64, u64, MessageType)>,
 }
 
 /// Drop, partition and isolation rules shared by the stores of a cluster.
@@ -40,6 +43,12 @@ impl ClusterFilter {
         self.rules.lock().unwrap().isolated.insert(store);
     }
 
+    /// Drops the raft messages of `kind` for `region_id` sent to `to_store` — for example
+    /// the append responses a new leader needs to commit its first entry.
+    pub fn drop_kind(&self, region_id: u64, to_store: u64, kind: MessageType) {
+        self.rules.lock().unwrap().kinds.push((region_id, to_store, kind));
+    }
+
     /// Removes every rule.
     pub fn clear(&self) {
         *self.rules.lock().unwrap() = Rules::default();
@@ -57,13 +66,18 @@ impl ClusterFilter {
 }
 
 impl TransportFilter for ClusterFilter {
-    fn allow(&self, from: u64, to: u64, _msg: &RaftMessage) -> bool {
+    fn allow(&self, from: u64, to: u64, msg: &RaftMessage) -> bool {
         let r = self.rules.lock().unwrap();
         if r.isolated.contains(&from) || r.isolated.contains(&to) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }
         if !r.partitions.is_empty() && !r.partitions.iter().any(|s| s.contains(&from) && s.contains(&to)) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let kind = msg.message.as_ref().map_or(-1, |m| m.msg_type);
+        if r.kinds.iter().any(|&(region, store, k)| region == msg.region_id && store == to && k as i32 == kind) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }

@@ -8,40 +8,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use net::kv::KvClient;
 use net::proto::errorpb::region_error::Kind;
-use net::proto::kvrpcpb::{Context, RawGetRequest, RawGetResponse, RawPutRequest, RawPutResponse};
+use net::proto::kvrpcpb::{RawGetRequest, RawGetResponse, RawPutRequest, RawPutResponse};
 use net::proto::metapb::{Peer, PeerRole, Region};
 use net::proto::raft_cmdpb::ConfChangeType;
-use net::{Client, ConnConfig, Method};
+use net::Method;
 use pd::PdClient;
-use percore_tests::cluster::{self, Cluster};
-
-/// A raw request straight to one store, bypassing the routing client.
-async fn store_conn(pd: &PdClient, store: u64) -> Client {
-    let (s, _) = pd.get_store(store).await.unwrap();
-    Client::connect(&s.address, ConnConfig::default()).await.unwrap()
-}
-
-fn ctx(region: &Region, peer: Option<Peer>) -> Option<Context> {
-    Some(Context { region_id: region.id, region_epoch: region.region_epoch.clone(), peer })
-}
-
-/// The region holding `key` and its leader, as the leader's own replica sees them.
-async fn leader_of(pd: &PdClient, kv: &KvClient, key: &[u8]) -> (Region, Peer) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(route) = pd.get_region(key).await {
-            for (store, view) in cluster::replica_views(pd, kv, &route.region).await {
-                let Some(v) = view.filter(|v| v.is_leader) else { continue };
-                let peer = v.region.as_ref().and_then(|r| r.peers.iter().find(|p| p.store_id == store)).cloned();
-                if let (Some(r), Some(p)) = (v.region, peer) {
-                    return (r, p);
-                }
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "no leader for {key:?} within 20 s");
-        glommio::timer::sleep(Duration::from_millis(50)).await;
-    }
-}
+use percore_tests::cluster::{self, ctx, leader_of, store_conn, Cluster};
 
 #[test]
 fn one_partition_minority_cannot_serve_majority_can() {

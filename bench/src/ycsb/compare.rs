@@ -116,6 +116,7 @@ mod tests {
             p999_us: p99 * 2.0,
             max_us: p99 * 3.0,
             first_error: None,
+            slow: 0,
             percentiles: Vec::new(),
         }
     }
@@ -127,6 +128,7 @@ mod tests {
             count: 1,
             errors: 0,
             warmup_errors: 0,
+            slow: 0,
             ops_per_sec: 1.0,
             timed_out: false,
             operations: ops,

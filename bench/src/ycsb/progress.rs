@@ -61,7 +61,7 @@ impl Progress {
             let p99 = if s.hist.is_empty() { 0.0 } else { s.hist.value_at_quantile(0.99) as f64 / 1000.0 };
             line.push_str(&format!("  {} p99 {:.0} us", kind.name(), p99));
         }
-        line.push_str(&format!("  errors {}", stats.errors()));
+        line.push_str(&format!("  errors {}  >1s {}", stats.errors(), stats.slow()));
         if warmup {
             line.push_str("  (warm-up)");
         }
@@ -81,10 +81,10 @@ mod tests {
         for _ in 0..100 {
             s.ok(OpKind::Read, Duration::from_micros(500));
         }
-        s.failed(OpKind::Update, "x");
+        s.failed(OpKind::Update, "x", Duration::from_millis(2));
         let line = p.line(3, true, &s);
         assert!(line.starts_with("[   6.0s] run        50.0 ops/s"), "{line}");
         assert!(line.contains("READ p99 500 us") && line.contains("UPDATE p99 0 us"), "{line}");
-        assert!(line.ends_with("errors 1  (warm-up)"), "{line}");
+        assert!(line.ends_with("errors 1  >1s 0  (warm-up)"), "{line}");
     }
 }

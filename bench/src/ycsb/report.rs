@@ -61,6 +61,9 @@ pub struct OpReport {
     pub max_us: f64,
     /// The first failure's message.
     pub first_error: Option<String>,
+    /// Operations (successful or failed) slower than 1 s.
+    #[serde(default)]
+    pub slow: u64,
     /// `[quantile, latency µs]` points of the distribution (for plots).
     pub percentiles: Vec<[f64; 2]>,
 }
@@ -78,6 +81,9 @@ pub struct PhaseReport {
     pub errors: u64,
     /// Failed operations during the warm-up.
     pub warmup_errors: u64,
+    /// Measured operations (successful or failed) slower than 1 s.
+    #[serde(default)]
+    pub slow: u64,
     /// Successful operations per second.
     pub ops_per_sec: f64,
     /// The phase hit its time bound before it was done.
@@ -148,6 +154,7 @@ impl PhaseReport {
         for s in &result.stats.ops {
             let _ = total.hist.add(&s.hist);
             total.errors += s.errors;
+            total.slow += s.slow;
         }
         operations.push(op_report("TOTAL", &total, secs));
         PhaseReport {
@@ -156,6 +163,7 @@ impl PhaseReport {
             count: result.stats.count(),
             errors: result.stats.errors(),
             warmup_errors: result.warmup.errors(),
+            slow: result.stats.slow(),
             ops_per_sec: round1(per_sec(result.stats.count(), secs)),
             timed_out: result.timed_out,
             operations,
@@ -207,6 +215,7 @@ fn op_report(name: &str, s: &OpStats, secs: f64) -> OpReport {
         p999_us: round1(sum.p999_us),
         max_us: round1(sum.max_us),
         first_error: s.first_error.clone(),
+        slow: s.slow,
         percentiles,
     }
 }
@@ -214,17 +223,29 @@ fn op_report(name: &str, s: &OpStats, secs: f64) -> OpReport {
 /// Prints the table of every phase, then the first error of each failing operation.
 pub fn print_table(report: &Report) {
     println!(
-        "{:<5} {:<18} {:>10} {:>7} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "phase", "operation", "count", "errors", "ops/s", "avg us", "p50 us", "p95 us", "p99 us", "p99.9 us", "max us"
+        "{:<5} {:<18} {:>10} {:>7} {:>5} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "phase",
+        "operation",
+        "count",
+        "errors",
+        ">1s",
+        "ops/s",
+        "avg us",
+        "p50 us",
+        "p95 us",
+        "p99 us",
+        "p99.9 us",
+        "max us"
     );
     for p in &report.phases {
         for o in &p.operations {
             println!(
-                "{:<5} {:<18} {:>10} {:>7} {:>11.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+                "{:<5} {:<18} {:>10} {:>7} {:>5} {:>11.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
                 p.phase,
                 o.op,
                 o.count,
                 o.errors,
+                o.slow,
                 o.ops_per_sec,
                 o.avg_us,
                 o.p50_us,
@@ -236,7 +257,10 @@ pub fn print_table(report: &Report) {
         }
     }
     for p in &report.phases {
-        println!("{} phase: {:.3} s measured, {} ops/s", p.phase, p.duration_s, p.ops_per_sec);
+        println!(
+            "{} phase: {:.3} s measured, {} ops/s, {} operation(s) slower than 1 s",
+            p.phase, p.duration_s, p.ops_per_sec, p.slow
+        );
         if p.timed_out {
             println!("{} phase: stopped by --max-time before it was done", p.phase);
         }
@@ -308,7 +332,7 @@ mod tests {
         for _ in 0..500 {
             stats.ok(OpKind::Update, Duration::from_micros(2000));
         }
-        stats.failed(OpKind::Update, "deadline exceeded");
+        stats.failed(OpKind::Update, "deadline exceeded", Duration::from_secs(3));
         PhaseResult {
             phase: Phase::Run,
             stats,
@@ -329,8 +353,9 @@ mod tests {
         let update = p.op("UPDATE").unwrap();
         assert_eq!((update.errors, update.first_error.as_deref()), (1, Some("deadline exceeded")));
         let total = p.op("TOTAL").unwrap();
-        assert_eq!((total.count, total.errors, total.ops_per_sec), (1500, 1, 750.0));
-        assert_eq!((p.count, p.errors, p.ops_per_sec), (1500, 1, 750.0));
+        assert_eq!((total.count, total.errors, total.ops_per_sec, total.slow), (1500, 1, 750.0, 1));
+        assert_eq!((p.count, p.errors, p.ops_per_sec, p.slow), (1500, 1, 750.0, 1));
+        assert_eq!((read.slow, update.slow), (0, 1));
         assert!(read.percentiles.windows(2).all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1]));
     }
 

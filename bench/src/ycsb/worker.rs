@@ -224,12 +224,12 @@ async fn task(ctx: Rc<Ctx>, target: Rc<dyn Target>) {
         }
         match &result {
             Ok(()) => ctx.interval.borrow_mut().ok(kind, t1 - t0),
-            Err(e) => ctx.interval.borrow_mut().failed(kind, e),
+            Err(e) => ctx.interval.borrow_mut().failed(kind, e, t1 - t0),
         }
         let mut out = ctx.out.borrow_mut();
         match result {
-            Err(e) if measuring => out.stats.failed(kind, &e),
-            Err(e) => out.warmup.failed(kind, &e),
+            Err(e) if measuring => out.stats.failed(kind, &e, t1 - t0),
+            Err(e) => out.warmup.failed(kind, &e, t1 - t0),
             Ok(()) if measuring && ctx.measure_end.is_none_or(|end| t1 <= end) => {
                 out.stats.ok(kind, t1 - t0);
                 out.last_done = out.last_done.max(Some(t1));

@@ -83,6 +83,8 @@ pub fn describe_region_error(e: &RegionError) -> String {
         Some(Kind::ServerIsBusy(b)) => format!("server is busy ({}), back off {} ms", b.reason, b.backoff_ms),
         Some(Kind::StaleCommand(_)) => "stale command".to_string(),
         Some(Kind::WrongShard(w)) => format!("region {} is on shard {}", w.region_id, w.shard),
+        Some(Kind::RequestTimeout(t)) => format!("timed out after {} ms ({})", t.elapsed_ms, t.stage),
+        Some(Kind::UndeterminedResult(u)) => format!("outcome unknown ({})", u.stage),
         None => "unknown region error".to_string(),
     };
     if e.message.is_empty() {

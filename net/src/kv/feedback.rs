@@ -16,6 +16,8 @@
 //! | `ServerIsBusy{backoff_ms}` | — | backoff ≥ `backoff_ms` |
 //! | `StaleCommand` | — | backoff |
 //! | `WrongShard{shard}` | set the leader's shard | at once |
+//! | `RequestTimeout{stage}` | — | backoff (the store did not apply it) |
+//! | `UndeterminedResult` | — | never: the client fails the write as undetermined |
 //!
 //! "At once" is bounded by the backoffer's immediate-retry streak.
 
@@ -117,7 +119,10 @@ pub fn on_region_error(cache: &mut RegionCache, sent: &Sent, err: RegionError) -
         }
         Some(Kind::StaleCommand(_)) => Retry::after(RetryCause::StaleCommand, reason),
         Some(Kind::WrongShard(w)) => wrong_shard(cache, sent, w, reason),
-        None => {
+        Some(Kind::RequestTimeout(_)) => Retry::after(RetryCause::Timeout, reason),
+        // The client turns this into `KvError::Undetermined` before it gets here; should one
+        // arrive anyway, it says nothing about the route.
+        Some(Kind::UndeterminedResult(_)) | None => {
             cache.invalidate(sent.region_id);
             Retry::after(RetryCause::OtherRegionError, reason)
         }

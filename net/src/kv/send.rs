@@ -2,8 +2,10 @@
 //!
 //! The leader is addressed at its shard's own address when the shard is known, else at its
 //! store's main address (the store forwards and hints the shard). With the leader unknown,
-//! the voters are tried in turn at their stores' main addresses. A network failure evicts the
-//! connection and the store's cached address (it may have moved).
+//! the voters are tried in turn at their stores' main addresses. A transport failure evicts
+//! the connection and the store's cached address (it may have moved). A call that times out
+//! is that call's failure alone: the connection and the other calls on it go on (its late
+//! reply, if any, is dropped by the connection), and a write among them keeps its answer.
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use super::feedback::{self, Retry, Sent};
 use super::rpc::{RegionResp, RegionRpc};
 use super::stats::RetryCause;
 use crate::error::NetError;
+use crate::proto::errorpb::region_error::Kind;
 use crate::proto::kvrpcpb::Context;
 
 impl KvClient {
@@ -46,7 +49,7 @@ impl KvClient {
             Err(e) => Err(e),
         };
         match result {
-            Ok(resp) => self.on_response(&sent, resp),
+            Ok(resp) => self.on_response::<R>(&sent, resp),
             Err(e) if R::WRITE && !matches!(e, NetError::Connect { .. }) => {
                 // The write may have reached the store: sending it again could apply it twice.
                 let _ = self.on_network_error::<R::Resp>(&sent, &addr, e.clone());
@@ -57,9 +60,14 @@ impl KvClient {
         }
     }
 
-    fn on_response<T: RegionResp>(&self, sent: &Sent, mut resp: T) -> Outcome<T> {
+    fn on_response<R: RegionRpc>(&self, sent: &Sent, mut resp: R::Resp) -> Outcome<R::Resp> {
         let hint = resp.take_shard_hint();
         let region_error = resp.take_region_error();
+        if let Some(Kind::UndeterminedResult(u)) = region_error.as_ref().and_then(|e| e.kind.as_ref()) {
+            // The store proposed the write and lost track of it: it may still apply.
+            let reason = format!("the store lost track of it ({})", u.stage);
+            return Outcome::Fail(KvError::Undetermined { region_id: sent.region_id, reason });
+        }
         let (outcome, hinted) = {
             let mut regions = self.inner.regions.borrow_mut();
             if let Some(e) = region_error {
@@ -83,8 +91,13 @@ impl KvClient {
     }
 
     fn on_network_error<T>(&self, sent: &Sent, addr: &str, e: NetError) -> Outcome<T> {
-        self.inner.pool.evict(addr);
-        self.inner.stores.borrow_mut().invalidate(sent.peer.store_id);
+        if matches!(e, NetError::Connect { .. } | NetError::Closed(_) | NetError::Frame(_)) {
+            // The transport failed: reconnect next time (the store may have moved). A timeout
+            // or an error status is not a transport failure; closing the connection would fail
+            // every other call on it, turning their writes into undetermined ones.
+            self.inner.pool.evict(addr);
+            self.inner.stores.borrow_mut().invalidate(sent.peer.store_id);
+        }
         Outcome::Retry(feedback::on_network_error(&mut self.inner.regions.borrow_mut(), sent, &e))
     }
 }

@@ -19,6 +19,8 @@ pub enum RetryCause {
     StaleCommand,
     /// `WrongShard`: the store names the shard hosting the region.
     WrongShard,
+    /// `RequestTimeout`: the store gave up on the request within its bound (not applied).
+    Timeout,
     /// A region error of a kind this client does not know.
     OtherRegionError,
     /// Connecting or calling failed.
@@ -29,7 +31,7 @@ pub enum RetryCause {
 
 impl RetryCause {
     /// Every cause, in index order.
-    pub const ALL: [RetryCause; 10] = [
+    pub const ALL: [RetryCause; 11] = [
         RetryCause::NotLeader,
         RetryCause::EpochNotMatch,
         RetryCause::RegionNotFound,
@@ -37,6 +39,7 @@ impl RetryCause {
         RetryCause::ServerBusy,
         RetryCause::StaleCommand,
         RetryCause::WrongShard,
+        RetryCause::Timeout,
         RetryCause::OtherRegionError,
         RetryCause::Network,
         RetryCause::RouteSource,
@@ -51,7 +54,7 @@ impl RetryCause {
             | RetryCause::KeyNotInRegion
             | RetryCause::WrongShard
             | RetryCause::OtherRegionError => BackoffKind::RegionMiss,
-            RetryCause::ServerBusy => BackoffKind::ServerBusy,
+            RetryCause::ServerBusy | RetryCause::Timeout => BackoffKind::ServerBusy,
             RetryCause::StaleCommand => BackoffKind::StaleCommand,
             RetryCause::Network => BackoffKind::Network,
             RetryCause::RouteSource => BackoffKind::RouteSource,

@@ -60,42 +60,57 @@ impl Peer {
         }
     }
 
-    /// Proposes a normal write.
-    pub fn propose_write(&mut self, epoch: &RegionEpoch, requests: Vec<Request>, reply: oneshot::Sender<CmdResult>) {
+    /// Proposes a normal write; returns its entry's index if it was proposed (otherwise
+    /// `reply` has its answer already).
+    pub fn propose_write(
+        &mut self,
+        epoch: &RegionEpoch,
+        requests: Vec<Request>,
+        reply: oneshot::Sender<CmdResult>,
+    ) -> Option<u64> {
         if let Err(e) = self.check_proposal(epoch, false, true) {
-            return reply.send(Err(e));
+            reply.send(Err(e));
+            return None;
         }
         let region = self.region();
         for r in &requests {
             for k in request_keys(r) {
                 if !keys::in_range(k, &region.start_key, &region.end_key) {
-                    return reply.send(Err(region_error::key_not_in_region(k, region)));
+                    reply.send(Err(region_error::key_not_in_region(k, region)));
+                    return None;
                 }
             }
         }
         let mut header = self.cmd_header();
         header.region_epoch = Some(epoch.clone());
         let cmd = RaftCmdRequest { header: Some(header), requests, admin_request: None };
-        self.propose_cmd(cmd, reply);
+        self.propose_cmd(cmd, reply)
     }
 
-    /// Proposes an encoded command and tracks it until its entry applies.
-    pub fn propose_cmd(&mut self, cmd: RaftCmdRequest, reply: oneshot::Sender<CmdResult>) {
+    /// Proposes an encoded command and tracks it until its entry applies. Returns the
+    /// entry's index, or `None` when raft refused it (`reply` is answered then).
+    pub fn propose_cmd(&mut self, cmd: RaftCmdRequest, reply: oneshot::Sender<CmdResult>) -> Option<u64> {
         let last_before = self.raw_node.raft.raft_log.last_index();
         match self.raw_node.propose(vec![], cmd.encode_to_vec()) {
             Ok(()) => {}
             // A leader drops proposals while it transfers leadership: retry shortly.
             Err(raft::Error::ProposalDropped) => {
-                return reply.send(Err(region_error::server_is_busy("leadership transfer in progress", 10)));
+                reply.send(Err(region_error::server_is_busy("leadership transfer in progress", 10)));
+                return None;
             }
-            Err(e) => return reply.send(Err(CmdError::Other(format!("proposal refused: {e}")))),
+            Err(e) => {
+                reply.send(Err(CmdError::Other(format!("proposal refused: {e}"))));
+                return None;
+            }
         }
         let index = self.raw_node.raft.raft_log.last_index();
         if index == last_before {
             // Dropped by raft (e.g. a leadership transfer in progress).
-            return reply.send(Err(region_error::not_leader(self.region_id(), self.leader())));
+            reply.send(Err(region_error::not_leader(self.region_id(), self.leader())));
+            return None;
         }
         let term = self.raw_node.raft.term;
         self.proposals.push_back(Proposal { index, term, at: Instant::now(), reply });
+        Some(index)
     }
 }

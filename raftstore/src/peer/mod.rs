@@ -230,11 +230,31 @@ impl Peer {
         }
     }
 
-    /// Fails every waiting proposal and read (the peer is going away or lost leadership).
-    pub fn fail_pending(&mut self, err: impl Fn() -> crate::shard::msg::CmdError) {
-        for p in self.proposals.drain(..) {
-            p.reply.send(Err(err()));
+    /// Where the entry of a proposal at `index` is: in the log only, durable here, or
+    /// committed (for the slow-request log).
+    pub fn proposal_stage(&self, index: u64) -> crate::tracker::Stage {
+        use crate::tracker::Stage;
+        let log = &self.raw_node.raft.raft_log;
+        if index <= log.committed {
+            Stage::Committed { index }
+        } else if index <= log.persisted {
+            Stage::Persisted { index }
+        } else {
+            Stage::Proposed { index }
         }
-        self.reads.fail_all(&err);
+    }
+
+    /// Answers every waiting proposal with `proposal_err` and every waiting read with
+    /// `read_err` (the peer is going away). A proposal's entry may still be committed by the
+    /// others, so its error must not invite a retry; a read's should.
+    pub fn fail_pending(
+        &mut self,
+        proposal_err: impl Fn() -> crate::shard::msg::CmdError,
+        read_err: impl Fn() -> crate::shard::msg::CmdError,
+    ) {
+        for p in self.proposals.drain(..) {
+            p.reply.send(Err(proposal_err()));
+        }
+        self.reads.fail_all(&read_err);
     }
 }

@@ -8,10 +8,19 @@
 //! the lease at once.
 //!
 //! **ReadIndex.** Otherwise the read waits for raft's read index (a heartbeat round that
-//! proves leadership) and for the apply index to reach it.
+//! proves leadership) and for the apply index to reach it. raft-rs silently drops a read
+//! index request while the leader has not committed an entry of its own term (a new leader,
+//! a region fresh from a split): such a read is held here and asked for once that entry
+//! commits — asking earlier left the read unanswered until the client gave up, the 10-second
+//! stalls of `make run` right after a split. A read whose read index has not come back after
+//! a few heartbeats is asked again (raft-rs sends the heartbeat carrying its context anew),
+//! so a lost heartbeat or response costs a retry, not the read.
 //!
 //! In both cases the leader must have applied an entry of its own term first, so that it
-//! has applied everything committed by earlier leaders.
+//! has applied everything committed by earlier leaders. Nothing more is needed: every write
+//! acknowledged to a client was applied here before its answer left, so a read of the local
+//! state machine sees it (a committed entry not yet applied belongs to a write still in
+//! flight, which the read may or may not see).
 
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -27,6 +36,7 @@ use crate::keys;
 use crate::region_error;
 use crate::shard::ctx::ShardCtx;
 use crate::shard::msg::{CmdError, ReadRequest, ReadResult};
+use crate::tracker::{Stage, Ticket};
 
 /// The leader lease.
 #[derive(Debug)]
@@ -71,12 +81,17 @@ impl Lease {
 
 struct Waiting {
     id: u64,
+    /// The read index, once raft confirmed leadership.
     index: Option<u64>,
+    /// When the read index was last asked of raft (`None`: not yet, the leader has not
+    /// committed an entry of its term).
+    asked: Option<Instant>,
     at: Instant,
     /// The region's version when the read's keys were checked against it.
     version: u64,
     req: ReadRequest,
     reply: oneshot::Sender<ReadResult>,
+    ticket: Option<Ticket>,
 }
 
 /// Reads waiting for their read index, then for apply.
@@ -128,7 +143,13 @@ fn check_keys(req: &ReadRequest, region: &Region) -> Result<(), CmdError> {
 /// data is in the memtable or block cache, otherwise on the blocking pool (the executor never
 /// waits for the disk). Deferring is still linearizable: the state read then contains every
 /// write acknowledged before the read began.
-pub fn serve(ctx: &Rc<ShardCtx>, region: &Region, req: ReadRequest, reply: oneshot::Sender<ReadResult>) {
+pub fn serve(
+    ctx: &Rc<ShardCtx>,
+    region: &Region,
+    req: ReadRequest,
+    reply: oneshot::Sender<ReadResult>,
+    ticket: Option<Ticket>,
+) {
     match execute_cached(ctx, region, &req) {
         Ok(Some(r)) => reply.send(Ok(r)),
         Err(e) => reply.send(Err(e)),
@@ -136,6 +157,7 @@ pub fn serve(ctx: &Rc<ShardCtx>, region: &Region, req: ReadRequest, reply: onesh
             let Ok(snap) = ctx.engine.snapshot() else {
                 return reply.send(Err(region_error::server_is_busy("the store is shutting down", 100)));
             };
+            ctx.set_stage(ticket, Stage::Deferred);
             let region = region.clone();
             glommio::spawn_local(async move {
                 let r = glommio::executor().spawn_blocking(move || execute_blocking(&snap, &region, &req)).await;
@@ -221,11 +243,17 @@ impl Peer {
     fn applied_own_term(&self) -> bool {
         let raft = &self.raw_node.raft;
         let applied = self.raw_node.store().applied_index();
-        raft.raft_log.term(applied).is_ok_and(|t| t == raft.term) && applied >= raft.raft_log.committed
+        raft.raft_log.term(applied).is_ok_and(|t| t == raft.term)
     }
 
     /// Serves a read: at once under a valid lease, otherwise after a read index.
-    pub fn read(&mut self, ctx: &Rc<ShardCtx>, req: ReadRequest, reply: oneshot::Sender<ReadResult>) {
+    pub fn read(
+        &mut self,
+        ctx: &Rc<ShardCtx>,
+        req: ReadRequest,
+        reply: oneshot::Sender<ReadResult>,
+        ticket: Option<Ticket>,
+    ) {
         if !self.is_leader() {
             reply.send(Err(region_error::not_leader(self.region_id(), self.leader())));
             return;
@@ -236,14 +264,19 @@ impl Peer {
         }
         let now = Instant::now();
         if self.lease.valid(now) && self.applied_own_term() {
-            serve(ctx, self.region(), req, reply);
+            serve(ctx, self.region(), req, reply, ticket);
             return;
         }
         let id = self.reads.next_id;
         self.reads.next_id += 1;
-        self.raw_node.read_index(id.to_le_bytes().to_vec());
         let version = self.epoch().version;
-        self.reads.queue.push_back(Waiting { id, index: None, at: now, version, req, reply });
+        let mut w = Waiting { id, index: None, asked: None, at: now, version, req, reply, ticket };
+        ctx.set_stage(ticket, Stage::ReadIndex);
+        if self.raw_node.raft.commit_to_current_term() {
+            self.raw_node.read_index(id.to_le_bytes().to_vec());
+            w.asked = Some(now);
+        }
+        self.reads.queue.push_back(w);
     }
 
     /// Handles the read states of a ready: the reads they confirm may run once applied.
@@ -253,6 +286,7 @@ impl Peer {
             let id = u64::from_le_bytes(bytes);
             if let Some(w) = self.reads.queue.iter_mut().find(|w| w.id == id) {
                 w.index = Some(rs.index);
+                ctx.set_stage(w.ticket, Stage::Apply { index: rs.index });
                 let at = w.at;
                 self.renew_lease(at);
             }
@@ -260,7 +294,8 @@ impl Peer {
         self.run_ready_reads(ctx);
     }
 
-    /// Runs confirmed reads whose index is applied, in order.
+    /// Runs confirmed reads whose index is applied, in order, and asks for the read index of
+    /// reads held until the leader committed an entry of its term.
     ///
     /// A read whose region split while it waited is answered `EpochNotMatch` instead: its
     /// range was checked against the region before the split, and the part that went to the
@@ -269,12 +304,15 @@ impl Peer {
     pub fn run_ready_reads(&mut self, ctx: &Rc<ShardCtx>) {
         let applied = self.raw_node.store().applied_index();
         let version = self.epoch().version;
+        let own_term = self.applied_own_term();
+        let can_ask = self.raw_node.raft.commit_to_current_term();
+        let now = Instant::now();
         let mut keep = VecDeque::new();
-        while let Some(w) = self.reads.queue.pop_front() {
+        while let Some(mut w) = self.reads.queue.pop_front() {
             match w.index {
-                Some(i) if i <= applied && self.applied_own_term() => {
+                Some(i) if i <= applied && own_term => {
                     if w.version == version {
-                        serve(ctx, self.region(), w.req, w.reply);
+                        serve(ctx, self.region(), w.req, w.reply, w.ticket);
                     } else {
                         w.reply.send(Err(region_error::epoch_not_match(
                             format!("region {} split while the read waited for its read index", self.region_id()),
@@ -282,10 +320,37 @@ impl Peer {
                         )));
                     }
                 }
+                None if w.asked.is_none() && can_ask => {
+                    self.raw_node.read_index(w.id.to_le_bytes().to_vec());
+                    w.asked = Some(now);
+                    keep.push_back(w);
+                }
                 _ => keep.push_back(w),
             }
         }
         self.reads.queue = keep;
+    }
+
+    /// Tick work for waiting reads: forgets those whose caller gave up (the request bound
+    /// answered them), and asks raft again for the read index of those that waited for it
+    /// longer than `retry_after`. Returns whether raft was asked (the peer has a ready).
+    pub fn retry_reads(&mut self, now: Instant, retry_after: Duration) -> bool {
+        if self.reads.queue.is_empty() {
+            return false;
+        }
+        self.reads.queue.retain(|w| w.reply.is_connected());
+        if !self.is_leader() || !self.raw_node.raft.commit_to_current_term() {
+            return false;
+        }
+        let mut asked = false;
+        for w in self.reads.queue.iter_mut() {
+            if w.index.is_none() && w.asked.is_none_or(|t| now.saturating_duration_since(t) >= retry_after) {
+                self.raw_node.read_index(w.id.to_le_bytes().to_vec());
+                w.asked = Some(now);
+                asked = true;
+            }
+        }
+        asked
     }
 
     /// A quorum confirmed this leader as of `at`: the lease runs from there — unless a

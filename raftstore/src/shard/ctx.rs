@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use core_shard::log::LogEngine;
 use core_shard::mailbox::Outbox;
@@ -18,6 +19,7 @@ use pd::PdClient;
 use super::msg::{Event, ShardMsg};
 use crate::config::Config;
 use crate::engine::KvEngine;
+use crate::tracker::{RequestTracker, Stage, Ticket};
 use crate::transport::Transport;
 
 /// Decides whether a raft message may travel (tests: drop, partition, isolate).
@@ -48,6 +50,10 @@ pub struct StoreShared {
     pub shard_balance_paused: AtomicBool,
     /// Regions moved between shards by shard balance.
     pub shard_moves: AtomicU64,
+    /// Requests logged as slow (pending past `request.slow-ms`), every shard together.
+    pub slow_requests: AtomicU64,
+    /// Requests answered by the bound (`request.timeout-ms`), every shard together.
+    pub timed_out_requests: AtomicU64,
 }
 
 impl StoreShared {
@@ -65,6 +71,8 @@ impl StoreShared {
             snapshots_generated: AtomicU64::new(0),
             shard_balance_paused: AtomicBool::new(false),
             shard_moves: AtomicU64::new(0),
+            slow_requests: AtomicU64::new(0),
+            timed_out_requests: AtomicU64::new(0),
         })
     }
 
@@ -123,6 +131,8 @@ pub struct ShardCtx {
     /// Coordinator only: key ranges of the store's initialized regions, `region → (start,
     /// end, version)`.
     pub ranges: RefCell<HashMap<u64, (bytes::Bytes, bytes::Bytes, u64)>>,
+    /// Client requests in flight on this shard, their stages and the bound on their wait.
+    pub requests: RefCell<RequestTracker>,
     events: RefCell<VecDeque<Event>>,
     wake: Notify,
     forwards: RefCell<HashMap<u64, oneshot::Sender<Result<bytes::Bytes, net::proto::rpcpb::Status>>>>,
@@ -144,6 +154,7 @@ impl ShardCtx {
         transport: Rc<Transport>,
         shared: Arc<StoreShared>,
     ) -> Self {
+        let slow_after = Duration::from_millis(cfg.request.slow_ms);
         ShardCtx {
             shard_id,
             shards,
@@ -158,10 +169,18 @@ impl ShardCtx {
             shared,
             dir: RefCell::new(HashMap::new()),
             ranges: RefCell::new(HashMap::new()),
+            requests: RefCell::new(RequestTracker::new(slow_after)),
             events: RefCell::new(VecDeque::new()),
             wake: Notify::new(),
             forwards: RefCell::new(HashMap::new()),
             next_forward: Cell::new(1),
+        }
+    }
+
+    /// Records the stage a tracked request reached (no-op without a ticket).
+    pub fn set_stage(&self, ticket: Option<Ticket>, stage: Stage) {
+        if let Some(t) = ticket {
+            self.requests.borrow_mut().set_stage(t, stage);
         }
     }
 
@@ -260,6 +279,11 @@ impl ShardCtx {
         if let Some(tx) = self.forwards.borrow_mut().remove(&id) {
             tx.send(result);
         }
+    }
+
+    /// Forgets a forwarded request whose caller gave up (a late reply is dropped).
+    pub fn cancel_forward(&self, id: u64) {
+        self.forwards.borrow_mut().remove(&id);
     }
 
     /// Abandons every forwarded request (the store is stopping: the other shard may never

@@ -13,6 +13,7 @@ use super::Shard;
 use crate::operation::{conf_change, transfer_leader};
 use crate::peer::apply::ApplyEffect;
 use crate::region_error;
+use crate::tracker::{Stage, Ticket};
 
 /// Message types that may create a peer for a region this store does not have.
 fn creates_peer(t: i32) -> bool {
@@ -116,13 +117,19 @@ impl Shard {
         epoch: RegionEpoch,
         requests: Vec<Request>,
         reply: oneshot::Sender<CmdResult>,
+        ticket: Ticket,
     ) {
+        if !reply.is_connected() {
+            return; // the service gave up on it while it was queued: it is never proposed
+        }
         match self.peer_for_request(region_id) {
             Ok(p) => {
                 if p.handover_to.is_some() {
                     return reply.send(Err(region_error::server_is_busy("region is moving between shards", 20)));
                 }
-                p.propose_write(&epoch, requests, reply);
+                if let Some(index) = p.propose_write(&epoch, requests, reply) {
+                    self.ctx.set_stage(Some(ticket), Stage::Proposed { index });
+                }
                 self.touched.insert(region_id);
             }
             Err(e) => reply.send(Err(e)),
@@ -135,7 +142,11 @@ impl Shard {
         epoch: RegionEpoch,
         req: ReadRequest,
         reply: oneshot::Sender<ReadResult>,
+        ticket: Ticket,
     ) {
+        if !reply.is_connected() {
+            return;
+        }
         let ctx = self.ctx.clone();
         match self.peer_for_request(region_id) {
             Ok(p) => {
@@ -149,7 +160,7 @@ impl Shard {
                 if p.paused {
                     return reply.send(Err(region_error::server_is_busy("region is moving between shards", 20)));
                 }
-                p.read(&ctx, req, reply);
+                p.read(&ctx, req, reply, Some(ticket));
                 self.touched.insert(region_id);
             }
             Err(e) => reply.send(Err(e)),
@@ -162,7 +173,12 @@ impl Shard {
         epoch: RegionEpoch,
         cmd: AdminCmd,
         reply: oneshot::Sender<CmdResult>,
+        ticket: Ticket,
     ) {
+        if !reply.is_connected() {
+            return;
+        }
+        self.ctx.set_stage(Some(ticket), Stage::Admin);
         let p = match self.peer_for_request(region_id) {
             Ok(p) => p,
             Err(e) => return reply.send(Err(e)),

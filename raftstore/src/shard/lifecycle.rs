@@ -100,9 +100,10 @@ impl Shard {
     pub(super) fn destroy_peer(&mut self, region_id: u64, tombstone: bool) {
         let Some(mut peer) = self.peers.remove(&region_id) else { return };
         // A removed peer's proposals may have been committed by the others: not retryable.
-        peer.fail_pending(|| {
-            crate::shard::msg::CmdError::Other(format!("outcome unknown: region {region_id} left this store"))
-        });
+        peer.fail_pending(
+            || region_error::undetermined(&format!("region {region_id} left this store")),
+            || region_error::region_not_found(region_id),
+        );
         if peer.is_leader() {
             self.ctx.count_leader(-1);
         }
@@ -377,7 +378,8 @@ impl Shard {
             self.ctx.count_leader(-1);
         }
         self.ctx.count_region(-1);
-        peer.fail_pending(|| region_error::server_is_busy("region moved to another shard", 5));
+        let moved = || region_error::server_is_busy("region moved to another shard", 5);
+        peer.fail_pending(moved, moved);
         let region = peer.region().clone();
         let mut wb = WriteBatch::default();
         delete_data_range(&mut wb, &region.start_key, &region.end_key);

@@ -63,20 +63,23 @@ impl Shard {
         }
         for p in self.peers.values_mut() {
             // Their entries may still commit elsewhere: the answer must not invite a retry.
-            p.fail_pending(|| {
-                crate::shard::msg::CmdError::Other(
-                    "outcome unknown: the store stopped with the request in flight".into(),
-                )
-            });
+            p.fail_pending(
+                || crate::region_error::undetermined("the store stopped with the request in flight"),
+                || crate::region_error::server_is_busy("the store is stopping", 100),
+            );
         }
     }
 
     fn dispatch(&mut self, ev: Event) {
         match ev {
             Event::Raft(m) => self.on_raft_message(*m),
-            Event::Write { region_id, epoch, requests, reply } => self.on_write(region_id, epoch, requests, reply),
-            Event::Read { region_id, epoch, req, reply } => self.on_read(region_id, epoch, req, reply),
-            Event::Admin { region_id, epoch, cmd, reply } => self.on_admin(region_id, epoch, cmd, reply),
+            Event::Write { region_id, epoch, requests, reply, ticket } => {
+                self.on_write(region_id, epoch, requests, reply, ticket)
+            }
+            Event::Read { region_id, epoch, req, reply, ticket } => self.on_read(region_id, epoch, req, reply, ticket),
+            Event::Admin { region_id, epoch, cmd, reply, ticket } => {
+                self.on_admin(region_id, epoch, cmd, reply, ticket)
+            }
             Event::Debug { region_id, reply } => self.on_debug(region_id, reply),
             Event::Tick => self.on_tick(),
             Event::Persisted { region_id, peer_id, number, msgs } => {

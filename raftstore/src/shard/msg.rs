@@ -9,6 +9,8 @@ use net::proto::raft_serverpb::{RaftApplyState, RaftMessage, RegionLocalState};
 use raft::eraftpb::{self, Snapshot};
 use raft::GetEntriesContext;
 
+use crate::tracker::Ticket;
+
 /// Why a command failed.
 #[derive(Debug, Clone)]
 pub enum CmdError {
@@ -148,6 +150,8 @@ pub enum Event {
         requests: Vec<raft_cmdpb::Request>,
         /// Where the result goes.
         reply: oneshot::Sender<CmdResult>,
+        /// Its place in the shard's request tracker.
+        ticket: Ticket,
     },
     /// A read.
     Read {
@@ -159,6 +163,8 @@ pub enum Event {
         req: ReadRequest,
         /// Where the result goes.
         reply: oneshot::Sender<ReadResult>,
+        /// Its place in the shard's request tracker.
+        ticket: Ticket,
     },
     /// An operator command.
     Admin {
@@ -170,6 +176,8 @@ pub enum Event {
         cmd: AdminCmd,
         /// Where the result goes.
         reply: oneshot::Sender<CmdResult>,
+        /// Its place in the shard's request tracker.
+        ticket: Ticket,
     },
     /// A debug read.
     Debug {

@@ -32,14 +32,19 @@ impl Shard {
                 "raft ticks stalled"
             );
         }
+        let read_retry = base * (2 * self.ctx.cfg.raft.heartbeat_ticks as u32);
         for (id, p) in self.peers.iter_mut() {
             if !p.paused && !p.applying_snapshot && p.raw_node.tick() {
+                self.touched.insert(*id);
+            }
+            if !p.paused && p.retry_reads(now, read_retry) {
                 self.touched.insert(*id);
             }
             if p.raw_node.has_ready() {
                 self.touched.insert(*id);
             }
         }
+        self.sweep_requests(now);
         let cfg = self.ctx.cfg.clone();
         let base = cfg.raft.base_tick_ms;
         self.send_region_heartbeats(every(self.ticks, cfg.pd.region_heartbeat_ms, base));
@@ -55,6 +60,21 @@ impl Shard {
         let shard_balance = cfg.balance.shard_balance_interval_ms;
         if self.ctx.shard_id == 0 && shard_balance > 0 && every(self.ticks, shard_balance, base) {
             crate::router::balance_shards(&self.ctx);
+        }
+    }
+
+    /// Logs (once) and counts the requests pending past `request.slow-ms`, with the stage the
+    /// peer shows them in now.
+    fn sweep_requests(&self, now: Instant) {
+        let peers = &self.peers;
+        let logged = self.ctx.requests.borrow_mut().sweep(now, |region_id, stage| {
+            match (stage.entry_index(), peers.get(&region_id)) {
+                (Some(index), Some(p)) => p.proposal_stage(index),
+                _ => stage,
+            }
+        });
+        if logged > 0 {
+            self.ctx.shared.slow_requests.fetch_add(logged as u64, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
