@@ -242,6 +242,9 @@ impl Shard {
         let Ok(snap) = self.ctx.engine.snapshot() else { return };
         p.paused = true;
         p.lease.expire();
+        // A paused peer hears no read index: its waiting reads retry (and find the region
+        // at its new shard) rather than wait for the whole transfer.
+        p.reads.fail_all(&|| region_error::server_is_busy("region is moving between shards", 20));
         let store = p.raw_node.store();
         let region = store.region().clone();
         let apply = store.apply_state().clone();
