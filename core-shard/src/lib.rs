@@ -8,7 +8,7 @@
 //! * [`notify`], [`oneshot`]: single-threaded wake-up and reply primitives.
 //!
 //! Everything shard-local is `Rc`/`RefCell`; only mailboxes and the shutdown signal cross
-//! threads. See DESIGN.md, "Thread-per-core rules" and "Storage".
+//! threads. See `docs/runtime.md` and `docs/raft-log.md`.
 
 #![warn(missing_docs)]
 

@@ -1,8 +1,9 @@
 //! # pd — the placement driver
 //!
-//! PD is the cluster's memory and clock (DESIGN.md, "PD"):
+//! PD is the cluster's memory and clock (`docs/pd.md`, `docs/scheduling.md`):
 //! * [`server`]: cluster bootstrap, stores, regions ([`region_tree`]), heartbeats, split
-//!   ids, served as a `net` service on one shard;
+//!   ids, served as a `net` service on one shard; [`cluster`]: what it knows of the cluster;
+//! * [`schedule`]: operators, the replica checker, balance schedulers and their coordinator;
 //! * [`tso`]: the timestamp oracle (`physical_ms << 18 | logical`), persisted 3 s ahead;
 //! * [`id_alloc`]: ids persisted in steps of 1000;
 //! * [`storage`]: PD's RocksDB;
@@ -10,18 +11,17 @@
 //! * [`route`]: the PD client as the KV client's `net::kv::RouteSource`.
 //!
 //! Binaries: `percore-pd` (the server) and `percore-ctl` (the operator CLI).
-//! Scheduling (operators, balance, replica repair) comes in a later issue.
 
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod cluster;
 pub mod embedded;
 pub mod error;
 pub mod id_alloc;
 pub mod region_tree;
 pub mod route;
 pub mod schedule;
-mod scheduling;
 pub mod server;
 pub mod storage;
 pub mod tso;

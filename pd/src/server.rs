@@ -4,7 +4,6 @@
 //! allocation are serialized for free, and storage writes go to the blocking pool.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -14,28 +13,13 @@ use net::proto::pdpb::*;
 use net::server::{typed, HandlerResult, LocalBoxFuture, Service};
 use net::Method;
 
+use crate::cluster::{Cluster, StoreInfo};
 use crate::error::{PdError, Result};
 use crate::id_alloc::IdAllocator;
-use crate::region_tree::{RegionInfo, RegionTree, Update};
+use crate::region_tree::{RegionInfo, Update};
+use crate::schedule::coordinator::Scheduling;
 use crate::storage::{region_key, store_key, Storage, Write, BOOTSTRAPPED, CLUSTER_ID};
 use crate::tso::{self, Tso};
-
-/// A store as PD knows it.
-#[derive(Debug, Clone, Default)]
-pub struct StoreInfo {
-    /// Its metadata.
-    pub store: Store,
-    /// The last heartbeat's statistics.
-    pub stats: Option<StoreStats>,
-}
-
-/// Everything PD knows of the cluster.
-#[derive(Default)]
-pub(crate) struct Cluster {
-    pub(crate) bootstrapped: bool,
-    pub(crate) stores: BTreeMap<u64, StoreInfo>,
-    pub(crate) regions: RegionTree,
-}
 
 /// The placement driver.
 pub struct Pd {
@@ -45,7 +29,7 @@ pub struct Pd {
     tso: Tso,
     pub(crate) cluster: RefCell<Cluster>,
     bootstrapping: Cell<bool>,
-    pub(crate) sched: crate::scheduling::Scheduling,
+    pub(crate) sched: Scheduling,
 }
 
 /// Runs `Result`-returning handler bodies and turns errors into a response header.
@@ -141,7 +125,7 @@ impl Pd {
             }
         }
         let tso = Tso::start(storage.clone(), loaded.tso)?;
-        let sched = crate::scheduling::Scheduling::load(&storage)?;
+        let sched = Scheduling::load(&storage)?;
         let ids = IdAllocator::new(storage.clone(), loaded.alloc_id);
         tracing::info!(
             cluster_id,
@@ -399,7 +383,7 @@ impl Pd {
         let store_id = stats.store_id;
         s.stats = Some(stats);
         drop(c);
-        Ok(StoreHeartbeatResponse { header: None, steps: self.steps_for_store(store_id) })
+        Ok(StoreHeartbeatResponse { header: None, steps: self.sched.steps_for_store(&self.cluster.borrow(), store_id) })
     }
 
     async fn region_heartbeat(&self, req: RegionHeartbeatRequest) -> Result<RegionHeartbeatResponse> {
@@ -421,7 +405,10 @@ impl Pd {
         };
         let region_id = info.region.id;
         self.record_region(info, false).await?;
-        Ok(RegionHeartbeatResponse { header: None, step: self.step_for_region(region_id) })
+        Ok(RegionHeartbeatResponse {
+            header: None,
+            step: self.sched.step_for_region(&self.cluster.borrow(), region_id),
+        })
     }
 
     fn cluster_info(&self, req: GetClusterInfoRequest) -> Result<GetClusterInfoResponse> {
@@ -435,6 +422,63 @@ impl Pd {
             id_high_water: self.ids.high_water(),
             tso_high_water_ms: self.tso.high_water() as i64,
         })
+    }
+}
+
+/// Scheduling: the scheduler task, and the RPCs (header checked here, the rest in
+/// [`Scheduling`]).
+impl Pd {
+    /// Runs the schedulers every `schedule-interval` until the task is dropped.
+    pub fn start_scheduler(self: &Rc<Self>) -> glommio::Task<()> {
+        let pd = self.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(pd.sched.interval()).await;
+                if let Err(e) = pd.schedule_once().await {
+                    tracing::warn!("scheduling: {e}");
+                }
+            }
+        })
+    }
+
+    /// One scheduling round.
+    pub async fn schedule_once(&self) -> Result<()> {
+        self.sched.schedule_once(&self.cluster, &self.ids).await
+    }
+
+    /// Operators created since PD started.
+    pub fn operators_created(&self) -> u64 {
+        self.sched.operators_created()
+    }
+
+    fn get_operators(&self, req: GetOperatorsRequest) -> Result<GetOperatorsResponse> {
+        self.check_header(&req.header)?;
+        Ok(self.sched.get_operators(req))
+    }
+
+    async fn add_operator(&self, req: AddOperatorRequest) -> Result<AddOperatorResponse> {
+        self.check_header(&req.header)?;
+        self.sched.add_operator(&self.cluster, &self.ids, req).await
+    }
+
+    fn cancel_operator(&self, req: CancelOperatorRequest) -> Result<CancelOperatorResponse> {
+        self.check_header(&req.header)?;
+        self.sched.cancel_operator(req)
+    }
+
+    fn list_schedulers(&self, req: ListSchedulersRequest) -> Result<ListSchedulersResponse> {
+        self.check_header(&req.header)?;
+        Ok(self.sched.list_schedulers(req))
+    }
+
+    async fn pause_scheduler(&self, req: PauseSchedulerRequest) -> Result<PauseSchedulerResponse> {
+        self.check_header(&req.header)?;
+        self.sched.pause_scheduler(&self.storage, req).await
+    }
+
+    async fn schedule_config(&self, req: ScheduleConfigRequest) -> Result<ScheduleConfigResponse> {
+        self.check_header(&req.header)?;
+        self.sched.schedule_config(&self.storage, req).await
     }
 }
 

@@ -15,10 +15,10 @@ use net::proto::raft_serverpb::{PeerState, RegionLocalState};
 use pd::PdError;
 use rocksdb::WriteBatch;
 
+use crate::ctx::ShardCtx;
 use crate::engine::{delete_data_range, put_msg};
 use crate::error::{Result, StoreError};
 use crate::keys;
-use crate::shard::ctx::ShardCtx;
 use crate::storage::PeerStorage;
 
 /// What `store.ident` holds.

@@ -129,7 +129,7 @@ impl Default for BalanceConfig {
     }
 }
 
-/// Bounds on client requests (DESIGN.md "Latency rules").
+/// Bounds on client requests (`docs/raftstore.md`, "Request bounds").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct RequestConfig {

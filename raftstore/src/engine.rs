@@ -2,8 +2,8 @@
 //!
 //! Writes of applied entries go with the WAL off (the raft log is the WAL) and
 //! `no_slowdown`: they only touch the memtable, so they run inline on the shard. When RocksDB
-//! would stall (`Incomplete`), the write is retried without `no_slowdown` — blocking, rare,
-//! and logged. Writes that must be durable on their own (a snapshot's data, a region handed
+//! would stall (`Incomplete`), the batch comes back unwritten and is written on the blocking
+//! pool, never on the executor (the batch is borrowed by the write: no copy is kept in case). Writes that must be durable on their own (a snapshot's data, a region handed
 //! over from another shard, bootstrap) use the WAL with sync, on the blocking pool. Flushes
 //! (which make WAL-less writes durable) also run on the blocking pool.
 
@@ -17,6 +17,7 @@ use rocksdb::{Cache, Direction, IteratorMode, Options, ReadOptions, WriteBatch, 
 
 use crate::error::{Result, StoreError};
 use crate::keys;
+use net::proto::metapb::Region;
 use net::proto::raft_serverpb::{RaftApplyState, RegionLocalState};
 
 /// A shard's RocksDB. Cheap to clone; shard-local. [`KvEngine::close`] releases the database
@@ -30,6 +31,32 @@ pub struct KvEngine {
 
 fn engine_err(e: rocksdb::Error) -> StoreError {
     StoreError::Engine(e.to_string())
+}
+
+/// Why [`KvEngine::write`] did not write.
+pub enum WriteError {
+    /// RocksDB would have made the write wait (a write stall); the batch, unwritten.
+    Stalled(WriteBatch),
+    /// The write failed.
+    Failed(StoreError),
+}
+
+impl std::fmt::Debug for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Stalled(b) => write!(f, "Stalled({} bytes)", b.size_in_bytes()),
+            WriteError::Failed(e) => write!(f, "Failed({e:?})"),
+        }
+    }
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Stalled(_) => f.write_str("RocksDB write stall"),
+            WriteError::Failed(e) => e.fmt(f),
+        }
+    }
 }
 
 /// A region's metadata as stored.
@@ -107,35 +134,62 @@ impl KvEngine {
         }
     }
 
-    /// Writes a batch of applied state: WAL off, inline.
-    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+    /// Writes a batch of applied state: WAL off, `no_slowdown`, on the executor (memtable
+    /// inserts are microseconds). When RocksDB would make the write wait — a write stall — it
+    /// is refused and handed back unwritten ([`WriteError::Stalled`]): the caller finishes it
+    /// off the executor with [`KvEngine::write_stalled`].
+    pub fn write(&self, batch: WriteBatch) -> std::result::Result<(), WriteError> {
         let mut wo = WriteOptions::default();
         wo.disable_wal(true);
         wo.set_no_slowdown(true);
-        // The batch is consumed by write_opt; keep its bytes for the retry.
-        let data = batch.data().to_vec();
-        let db = self.db()?;
-        match db.write_opt(batch, &wo) {
+        let db = self.db().map_err(WriteError::Failed)?;
+        match db.write_opt_ref(&batch, &wo) {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => {
-                tracing::debug!(path = %self.path.display(), "RocksDB write stall; retrying blocking");
+            Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => Err(WriteError::Stalled(batch)),
+            Err(e) => Err(WriteError::Failed(engine_err(e))),
+        }
+    }
+
+    /// Writes a batch of applied state that [`KvEngine::write`] refused during a write stall,
+    /// on the blocking pool: it waits out the stall there, not on the executor.
+    pub async fn write_stalled(&self, batch: WriteBatch) -> Result<()> {
+        let db = self.db_arc()?;
+        glommio::executor()
+            .spawn_blocking(move || {
                 let mut wo = WriteOptions::default();
                 wo.disable_wal(true);
-                db.write_opt(WriteBatch::from_data(&data), &wo).map_err(engine_err)
+                db.write_opt(batch, &wo).map_err(engine_err)
+            })
+            .await
+    }
+
+    /// [`KvEngine::write`] for writes nothing waits on (cleaning up a region that left the
+    /// shard): a stalled one is finished on the blocking pool in the background.
+    pub fn write_or_defer(&self, batch: WriteBatch, what: &'static str) -> Result<()> {
+        match self.write(batch) {
+            Ok(()) => Ok(()),
+            Err(WriteError::Failed(e)) => Err(e),
+            Err(WriteError::Stalled(batch)) => {
+                let engine = self.clone();
+                glommio::spawn_local(async move {
+                    if let Err(e) = engine.write_stalled(batch).await {
+                        tracing::warn!(what, "write after a stall failed: {e}");
+                    }
+                })
+                .detach();
+                Ok(())
             }
-            Err(e) => Err(engine_err(e)),
         }
     }
 
     /// Writes a batch durably (WAL + sync) on the blocking pool.
     pub async fn write_durable(&self, batch: WriteBatch) -> Result<()> {
         let db = self.db_arc()?;
-        let data = batch.data().to_vec();
         glommio::executor()
             .spawn_blocking(move || {
                 let mut wo = WriteOptions::default();
                 wo.set_sync(true);
-                db.write_opt(WriteBatch::from_data(&data), &wo).map_err(engine_err)
+                db.write_opt(batch, &wo).map_err(engine_err)
             })
             .await
     }
@@ -305,4 +359,13 @@ pub fn put_msg(batch: &mut WriteBatch, key: &[u8], m: &impl Message) {
 /// Deletes every data key of `[start, end)`.
 pub fn delete_data_range(batch: &mut WriteBatch, start: &[u8], end: &[u8]) {
     batch.delete_range(keys::data_key(start), keys::data_end_key(end));
+}
+
+/// Deletes everything a region keeps in the shard's RocksDB: its data, its region state and
+/// its apply state. (A caller that keeps a tombstone writes it after this, in the same
+/// batch.)
+pub fn clear_region(batch: &mut WriteBatch, region: &Region) {
+    delete_data_range(batch, &region.start_key, &region.end_key);
+    batch.delete(keys::region_state_key(region.id));
+    batch.delete(keys::apply_state_key(region.id));
 }

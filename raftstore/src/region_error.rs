@@ -8,7 +8,7 @@ use net::proto::errorpb::{
 };
 use net::proto::metapb::{Peer, Region, RegionEpoch};
 
-use crate::shard::msg::CmdError;
+use crate::cmd::CmdError;
 
 fn err(message: String, kind: Kind) -> CmdError {
     CmdError::Region(Box::new(RegionError { message, kind: Some(kind) }))

@@ -24,39 +24,77 @@ pub const INIT_INDEX: u64 = 5;
 /// The term of [`INIT_INDEX`].
 pub const INIT_TERM: u64 = 5;
 
-/// Encodes a raft entry into the log engine's form.
-pub fn encode_entry(e: &Entry) -> log::Entry {
-    let mut b = BytesMut::with_capacity(5 + e.context.len() + e.data.len());
+/// The first byte of a framed entry: no protobuf message starts with it (its wire type
+/// would be 7), so it tells a framed entry from a plain command.
+const FRAMED: u8 = 0xff;
+
+/// Encodes a raft entry into the log engine's form, taking its data without a copy.
+///
+/// A normal entry without context — a command, or a leader's empty entry — is stored as its
+/// data alone: a `RaftCmdRequest` encoding (or nothing). Any other entry (a membership
+/// change; an entry with context) is framed:
+/// `0xff | type:u8 | context_len:u32 (big endian) | context | data`. Logs written before this
+/// form framed every entry as `type:u8 | context_len:u32 | context | data`, with type 0, 1 or
+/// 2 — bytes no protobuf message starts with either — and still decode.
+pub fn encode_entry(e: Entry) -> log::Entry {
+    let (index, term) = (e.index, e.term);
+    if e.get_entry_type() == EntryType::EntryNormal && e.context.is_empty() {
+        return log::Entry { index, term, data: Bytes::from(e.data) };
+    }
+    let mut b = BytesMut::with_capacity(6 + e.context.len() + e.data.len());
+    b.put_u8(FRAMED);
     b.put_u8(e.entry_type as u8);
     b.put_u32(e.context.len() as u32);
     b.put_slice(&e.context);
     b.put_slice(&e.data);
-    log::Entry { index: e.index, term: e.term, data: b.freeze() }
+    log::Entry { index, term, data: b.freeze() }
 }
 
-/// Decodes a log engine entry into a raft entry.
+/// Replaces a region's raft log with one that starts after `truncated` and holds `entries`
+/// and `hs` (a snapshot applied, a region handed over from another shard). Returns what to
+/// await for it to be durable.
+pub fn reset_log(
+    log: &LogEngine,
+    region_id: u64,
+    truncated: u64,
+    entries: Vec<log::Entry>,
+    hs: &HardState,
+) -> Result<log::Durable, LogError> {
+    drop(log.remove(region_id)?);
+    drop(log.compact(region_id, truncated + 1)?);
+    let hs = log::HardState { term: hs.term, vote: hs.vote, commit: hs.commit };
+    log.append(region_id, entries, Some(hs))
+}
+
+/// Decodes a log engine entry into a raft entry (see [`encode_entry`] for the forms).
 pub fn decode_entry(e: &log::Entry) -> raft::Result<Entry> {
     let d: &Bytes = &e.data;
     let bad = || raft::Error::Store(StorageError::Other(format!("malformed log entry {}", e.index).into()));
-    if d.len() < 5 {
+    let mut out = Entry { index: e.index, term: e.term, ..Default::default() };
+    let framed = match d.first() {
+        Some(&FRAMED) => &d[1..],
+        Some(0..=2) => &d[..],
+        _ => {
+            out.data = d.to_vec();
+            return Ok(out);
+        }
+    };
+    if framed.len() < 5 {
         return Err(bad());
     }
-    let ctx_len = u32::from_be_bytes([d[1], d[2], d[3], d[4]]) as usize;
-    if d.len() < 5 + ctx_len {
+    let ctx_len = u32::from_be_bytes([framed[1], framed[2], framed[3], framed[4]]) as usize;
+    if framed.len() < 5 + ctx_len {
         return Err(bad());
     }
-    let entry_type = match d[0] {
+    let entry_type = match framed[0] {
         0 => EntryType::EntryNormal,
         1 => EntryType::EntryConfChange,
         2 => EntryType::EntryConfChangeV2,
         _ => return Err(bad()),
     };
-    let mut out = Entry::default();
     out.set_entry_type(entry_type);
-    out.index = e.index;
-    out.term = e.term;
-    out.context = d[5..5 + ctx_len].to_vec();
-    out.data = d[5 + ctx_len..].to_vec();
+    out.context = framed[5..5 + ctx_len].to_vec();
+    out.data = framed[5 + ctx_len..].to_vec();
     Ok(out)
 }
 
@@ -341,8 +379,20 @@ mod tests {
         e.term = 3;
         e.context = b"ctx".to_vec();
         e.data = b"payload".to_vec();
-        assert_eq!(decode_entry(&encode_entry(&e)).unwrap(), e);
-        let bad = log::Entry { index: 1, term: 1, data: Bytes::from_static(&[9, 0, 0, 0, 0]) };
+        let framed = encode_entry(e.clone());
+        assert_eq!(framed.data[0], FRAMED);
+        assert_eq!(decode_entry(&framed).unwrap(), e);
+        // A command is stored as it is; so is a leader's empty entry.
+        let cmd = Entry { index: 8, term: 3, data: vec![0x0a, 0x02, 0x08, 0x01], ..Default::default() };
+        let plain = encode_entry(cmd.clone());
+        assert_eq!(&plain.data[..], &cmd.data[..]);
+        assert_eq!(decode_entry(&plain).unwrap(), cmd);
+        let empty = Entry { index: 9, term: 4, ..Default::default() };
+        assert_eq!(decode_entry(&encode_entry(empty.clone())).unwrap(), empty);
+        // The older form: every entry framed, without the marker.
+        let old = log::Entry { index: 8, term: 3, data: Bytes::from_static(&[0, 0, 0, 0, 0, 0x0a, 0x02, 0x08, 0x01]) };
+        assert_eq!(decode_entry(&old).unwrap(), cmd);
+        let bad = log::Entry { index: 1, term: 1, data: Bytes::from_static(&[FRAMED, 9, 0, 0, 0, 0]) };
         assert!(decode_entry(&bad).is_err());
         let short = log::Entry { index: 1, term: 1, data: Bytes::from_static(&[0, 0, 0, 0, 9]) };
         assert!(decode_entry(&short).is_err());

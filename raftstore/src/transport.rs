@@ -21,7 +21,7 @@ use pd::PdClient;
 use prost::Message;
 use raft::eraftpb::MessageType;
 
-use crate::shard::ctx::StoreShared;
+use crate::shared::StoreShared;
 
 /// Counters of the transport.
 #[derive(Debug, Default, Clone, Copy)]

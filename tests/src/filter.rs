@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use net::proto::raft_serverpb::RaftMessage;
 use raft::eraftpb::MessageType;
-use raftstore::shard::ctx::TransportFilter;
+use raftstore::shared::TransportFilter;
 
 #[derive(Default)]
 struct Rules {

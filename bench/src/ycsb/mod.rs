@@ -5,7 +5,8 @@
 //! * [`workload`], [`properties`]: workloads A–F and YCSB properties files;
 //! * [`generator`], [`counter`], [`keys`], [`ops`]: YCSB's generators (scrambled zipfian
 //!   θ = 0.99, uniform, latest), key naming and the per-thread operation generator;
-//! * [`target`], [`redis`], [`resp`]: what the operations run against;
+//! * [`target`] (the trait), [`percore`], [`redis`] with [`resp`], and [`spec`] (which one,
+//!   connected): what the operations run against;
 //! * [`embedded`], [`cpus`]: the in-process cluster and the CPU split between it and the
 //!   client;
 //! * [`runner`], [`worker`], [`progress`], [`stats`]: client threads, concurrency,
@@ -21,6 +22,7 @@ pub mod embedded;
 pub mod generator;
 pub mod keys;
 pub mod ops;
+pub mod percore;
 pub mod plot;
 pub mod progress;
 pub mod properties;
@@ -28,6 +30,7 @@ pub mod redis;
 pub mod report;
 pub mod resp;
 pub mod runner;
+pub mod spec;
 pub mod stats;
 pub mod target;
 pub mod worker;
@@ -43,7 +46,7 @@ use cpus::CpuPlan;
 use embedded::{EmbeddedCluster, EmbeddedOptions};
 use report::{PhaseReport, Report, TargetInfo};
 use runner::{ClientConfig, PhaseResult, PhaseSpec};
-use target::TargetSpec;
+use spec::TargetSpec;
 use worker::{Phase, Shared};
 
 /// Runs the benchmark: load and/or run, then the report. Fails (exit status 1) when any

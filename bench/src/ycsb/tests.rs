@@ -13,7 +13,7 @@ use super::properties::Property;
 use super::report::PhaseReport;
 use super::resp::{self, Reply};
 use super::runner::{run_phase, ClientConfig, PhaseSpec};
-use super::target::TargetSpec;
+use super::spec::TargetSpec;
 use super::worker::{Phase, Shared};
 use super::workload::Workload;
 

@@ -19,8 +19,9 @@ use core_shard::notify::Notify;
 
 use super::counter::AcknowledgedCounter;
 use super::ops::{Op, OpGenerator};
+use super::spec::TargetSpec;
 use super::stats::PhaseStats;
-use super::target::{Target, TargetSpec};
+use super::target::Target;
 use super::workload::Workload;
 
 /// The two YCSB phases.

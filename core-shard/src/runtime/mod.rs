@@ -12,7 +12,7 @@
 //!   └─────────────────────────────────┘   └────────────────────────────────┘
 //! ```
 //!
-//! The rules of DESIGN.md "Thread-per-core rules" are applied here once, so that nothing
+//! The thread-per-core rules (`docs/runtime.md`) are applied here once, so that nothing
 //! built on top can get them wrong: executors pinned with `Placement::Fixed`, small
 //! `io_memory`, `spin_before_park` set, the blocking pool on explicit CPUs other than the
 //! shard's own when there are any, and separate task queues with shares.

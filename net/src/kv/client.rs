@@ -1,11 +1,5 @@
-//! [`KvClient`]: shard-local state (caches, connections, counters) and the retry loop every
-//! operation runs through.
-//!
-//! One operation = one [`Backoffer`] (one deadline). Each attempt locates the region (cache,
-//! else the route source), sends to its leader (or a probed voter), and ends in
-//! [`Outcome::Done`], [`Outcome::Fail`] or [`Outcome::Retry`]; retries wait per their kind.
-//! Batches run in rounds: every round sends one request per region concurrently, then waits
-//! once for everything that must be retried.
+//! [`KvClient`]: shard-local state (caches, connections, counters), how an attempt ends
+//! ([`Outcome`]) and the wait before a retry. The retry loop itself is in `retry`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -15,9 +9,7 @@ use super::backoff::Backoffer;
 use super::cache::{CachedRegion, RegionCache, StoreCache};
 use super::error::{KvError, Result};
 use super::feedback::Retry;
-use super::locate::Locate;
 use super::route::RouteSource;
-use super::rpc::RegionRpc;
 use super::stats::KvStats;
 use crate::client::ClientPool;
 use crate::conn::ConnConfig;
@@ -151,34 +143,5 @@ impl KvClient {
             glommio::timer::sleep(delay).await;
         }
         Ok(())
-    }
-
-    /// Locates the region `at` names and sends it `build(region)` until the store answers,
-    /// a non-retryable error occurs, or the deadline passes. Returns the region the answer
-    /// came from with the answer.
-    pub(crate) async fn run<R: RegionRpc>(
-        &self,
-        bo: &mut Backoffer,
-        at: Locate<'_>,
-        build: impl Fn(&CachedRegion) -> R,
-    ) -> Result<(CachedRegion, R::Resp)> {
-        loop {
-            let outcome = match self.locate(&at).await {
-                Ok(loc) => {
-                    let req = build(&loc);
-                    match self.attempt(&loc, req, self.call_timeout(bo)).await {
-                        Outcome::Done(resp) => Outcome::Done((loc, resp)),
-                        Outcome::Retry(r) => Outcome::Retry(r),
-                        Outcome::Fail(e) => Outcome::Fail(e),
-                    }
-                }
-                Err(r) => Outcome::Retry(r),
-            };
-            match outcome {
-                Outcome::Done(done) => return Ok(done),
-                Outcome::Fail(e) => return Err(e),
-                Outcome::Retry(r) => self.wait(bo, vec![r]).await?,
-            }
-        }
     }
 }

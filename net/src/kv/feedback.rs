@@ -1,7 +1,7 @@
 //! What a response (or its absence) teaches the region cache, and whether to retry.
 //!
 //! Every attempt ends in one of: success (confirms a guessed leader, applies a shard hint),
-//! a region error (fixes the cache per DESIGN.md "Client and routing" and says how to
+//! a region error (fixes the cache per `docs/client.md` and says how to
 //! retry), or a network failure (the peer is unreachable: the leader becomes unknown and the
 //! next voter is tried). These functions only touch the cache, so they are tested without a
 //! network; the client evicts connections and sleeps.

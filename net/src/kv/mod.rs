@@ -1,7 +1,7 @@
 //! # kv — the routing client
 //!
 //! [`KvClient`] runs the raw KV API and the operator commands against a cluster
-//! (DESIGN.md, "Client and routing"):
+//! (`docs/client.md`):
 //!
 //! * [`route`]: the [`RouteSource`] trait the client asks for regions and stores (PD
 //!   implements it; `net` does not depend on PD).
@@ -11,7 +11,8 @@
 //! * [`stats`]: counters of requests and of retries per cause.
 //! * `feedback`: how each response, region error or network failure updates the cache and
 //!   decides the retry.
-//! * `client`, `locate`, `send`: the retry loop, region lookup, and one attempt.
+//! * `client`, `retry`, `locate`, `send`: the client's state, the retry loop, region lookup,
+//!   and one attempt.
 //! * `raw`, `batch`, `range`, `admin`: the operations.
 //!
 //! Every request goes to the region leader's shard address (`store.shard_addresses[shard]`),
@@ -45,6 +46,7 @@ mod feedback;
 mod locate;
 mod range;
 mod raw;
+mod retry;
 pub mod route;
 mod rpc;
 mod send;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use net::proto::metapb::StoreState;
 
 use super::config::ScheduleConfig;
+use crate::cluster::StoreInfo;
 use crate::region_tree::RegionTree;
-use crate::server::StoreInfo;
 
 /// One store's state for scheduling.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -5,7 +5,8 @@
 //! * [`config`]: knobs, persisted;
 //! * [`filter`]: store views and health (down, disconnected, busy, nearly full);
 //! * [`replica`]: the replica checker; [`balance`]: balance-leader and balance-region;
-//! * [`operator`]: steps and their tracking; [`controller`]: running operators and limits.
+//! * [`operator`]: steps and their tracking; [`controller`]: running operators and limits;
+//! * [`coordinator`]: the scheduling rounds and the scheduling RPCs.
 //!
 //! Every `schedule-interval` the coordinator runs the replica checker over every region and
 //! the balance schedulers that are not paused; their plans become operators (PD allocates the
@@ -15,6 +16,7 @@
 pub mod balance;
 pub mod config;
 pub mod controller;
+pub mod coordinator;
 pub mod filter;
 pub mod operator;
 pub mod replica;

@@ -13,12 +13,10 @@ use net::proto::metapb::{self, PeerRole, RegionEpoch};
 use net::proto::raft_cmdpb::{self, AdminCmdType, AdminRequest, AdminResponse, ChangePeerRequest, RaftCmdRequest};
 use prost::Message;
 use raft::eraftpb::{self, ConfChangeType, Entry};
-use rocksdb::WriteBatch;
 
-use crate::peer::apply::ApplyEffect;
-use crate::peer::{Peer, Proposal};
+use crate::cmd::{ApplyEffect, CmdError, CmdResponse, CmdResult};
+use crate::peer::{Lifecycle, Peer};
 use crate::region_error;
-use crate::shard::msg::{CmdError, CmdResponse, CmdResult};
 
 fn raft_change_type(t: raft_cmdpb::ConfChangeType) -> ConfChangeType {
     match t {
@@ -66,119 +64,124 @@ fn changed_region(
     Ok(r)
 }
 
-/// Proposes a membership change (leader).
-pub fn propose(
-    peer: &mut Peer,
-    epoch: &RegionEpoch,
-    change: raft_cmdpb::ConfChangeType,
-    target: metapb::Peer,
-    reply: oneshot::Sender<CmdResult>,
-) {
-    if let Err(e) = peer.check_proposal(epoch, true, true) {
-        return reply.send(Err(e));
-    }
-    if let Err(why) = changed_region(peer.region(), change, &target) {
-        return reply.send(Err(CmdError::Other(why)));
-    }
-    if change == raft_cmdpb::ConfChangeType::RemoveNode && target.id == peer.meta.id && peer.region().peers.len() == 1 {
-        return reply.send(Err(CmdError::Other("cannot remove the only peer of a region".into())));
-    }
-    let demotes_self = change != raft_cmdpb::ConfChangeType::AddNode && target.id == peer.meta.id;
-    if demotes_self {
-        // A leader never applies its own removal (raft-rs would lose the leader's progress
-        // while its appends are still being persisted): hand leadership to the most
-        // up-to-date other voter and let the client retry against it.
-        return reply.send(hand_over_before_removal(peer));
-    }
-    let cmd = RaftCmdRequest {
-        header: Some(peer.cmd_header()),
-        requests: vec![],
-        admin_request: Some(AdminRequest {
-            cmd_type: AdminCmdType::ChangePeer as i32,
-            change_peer: Some(ChangePeerRequest { change_type: change as i32, peer: Some(target.clone()) }),
-            ..Default::default()
-        }),
-    };
-    let cc = eraftpb::ConfChange {
-        change_type: raft_change_type(change) as i32,
-        node_id: target.id,
-        context: cmd.encode_to_vec(),
-        ..Default::default()
-    };
-    let last_before = peer.raw_node.raft.raft_log.last_index();
-    match peer.raw_node.propose_conf_change(vec![], cc) {
-        Ok(()) => {}
-        Err(raft::Error::ProposalDropped) => {
-            return reply.send(Err(region_error::server_is_busy("leadership transfer in progress", 10)));
+impl Peer {
+    /// Proposes a membership change (leader).
+    pub fn propose_conf_change(
+        &mut self,
+        epoch: &RegionEpoch,
+        change: raft_cmdpb::ConfChangeType,
+        target: metapb::Peer,
+        reply: oneshot::Sender<CmdResult>,
+    ) {
+        if let Err(e) = self.check_proposal(epoch, true, true) {
+            return reply.send(Err(e));
         }
-        Err(e) => return reply.send(Err(CmdError::Other(format!("conf change refused: {e}")))),
+        if let Err(why) = changed_region(self.region(), change, &target) {
+            return reply.send(Err(CmdError::Other(why)));
+        }
+        let me = self.peer_id();
+        if change == raft_cmdpb::ConfChangeType::RemoveNode && target.id == me && self.region().peers.len() == 1 {
+            return reply.send(Err(CmdError::Other("cannot remove the only peer of a region".into())));
+        }
+        let demotes_self = change != raft_cmdpb::ConfChangeType::AddNode && target.id == me;
+        if demotes_self {
+            // A leader never applies its own removal (raft-rs would lose the leader's progress
+            // while its appends are still being persisted): hand leadership to the most
+            // up-to-date other voter and let the client retry against it.
+            return reply.send(hand_over_before_removal(self));
+        }
+        let cmd = RaftCmdRequest {
+            header: Some(self.cmd_header()),
+            requests: vec![],
+            admin_request: Some(AdminRequest {
+                cmd_type: AdminCmdType::ChangePeer as i32,
+                change_peer: Some(ChangePeerRequest { change_type: change as i32, peer: Some(target.clone()) }),
+                ..Default::default()
+            }),
+        };
+        let cc = eraftpb::ConfChange {
+            change_type: raft_change_type(change) as i32,
+            node_id: target.id,
+            context: cmd.encode_to_vec(),
+            ..Default::default()
+        };
+        let last_before = self.raft().raft.raft_log.last_index();
+        match self.raft_mut().propose_conf_change(vec![], cc) {
+            Ok(()) => {}
+            Err(raft::Error::ProposalDropped) => {
+                return reply.send(Err(region_error::server_is_busy("leadership transfer in progress", 10)));
+            }
+            Err(e) => return reply.send(Err(CmdError::Other(format!("conf change refused: {e}")))),
+        }
+        let index = self.raft().raft.raft_log.last_index();
+        if index == last_before {
+            return reply.send(Err(CmdError::Other("conf change dropped: another one is pending".into())));
+        }
+        self.track_proposal(index, reply);
     }
-    let index = peer.raw_node.raft.raft_log.last_index();
-    if index == last_before {
-        return reply.send(Err(CmdError::Other("conf change dropped: another one is pending".into())));
+
+    /// Applies a committed conf-change entry.
+    pub(super) fn apply_conf_change(&mut self, e: &Entry, effects: &mut Vec<ApplyEffect>) -> CmdResult {
+        let cc = eraftpb::ConfChange::decode(e.data.as_slice())
+            .map_err(|err| CmdError::Other(format!("conf change {} does not decode: {err}", e.index)))?;
+        let cmd = RaftCmdRequest::decode(cc.context.as_slice())
+            .map_err(|err| CmdError::Other(format!("conf change context does not decode: {err}")))?;
+        let req = cmd
+            .admin_request
+            .as_ref()
+            .and_then(|a| a.change_peer.clone())
+            .ok_or_else(|| CmdError::Other("conf change without a change".into()))?;
+        let epoch = cmd.header.as_ref().and_then(|h| h.region_epoch.clone()).unwrap_or_default();
+        let cur = self.epoch();
+        if region_error::epoch_is_stale(&epoch, &cur, true, true) {
+            return Err(region_error::epoch_not_match(
+                format!("conf change of region {} proposed at an older epoch", self.region_id()),
+                vec![self.region().clone()],
+            ));
+        }
+        let change =
+            raft_cmdpb::ConfChangeType::from_i32(req.change_type).unwrap_or(raft_cmdpb::ConfChangeType::AddNode);
+        let target = req.peer.clone().unwrap_or_default();
+        let region = changed_region(self.region(), change, &target).map_err(CmdError::Other)?;
+        self.raft_mut()
+            .apply_conf_change(&cc)
+            .map_err(|err| CmdError::Other(format!("raft refused the change: {err}")))?;
+        tracing::info!(region_id = region.id, ?change, peer = target.id, store = target.store_id, conf_ver = ?region.region_epoch, "membership changed");
+        self.raft_mut().mut_store().set_region(region.clone());
+        if change == raft_cmdpb::ConfChangeType::RemoveNode && target.id == self.peer_id() {
+            self.set_lifecycle(Lifecycle::Removing);
+            effects.push(ApplyEffect::Destroy);
+        }
+        Ok(CmdResponse {
+            responses: vec![],
+            admin: Some(AdminResponse {
+                cmd_type: AdminCmdType::ChangePeer as i32,
+                region: Some(region),
+                left: None,
+                right: None,
+            }),
+        })
     }
-    let term = peer.raw_node.raft.term;
-    peer.proposals.push_back(Proposal { index, term, at: std::time::Instant::now(), reply });
 }
 
 /// Starts a leadership transfer to the voter with the most of the log; the answer is a
 /// retryable busy error.
 fn hand_over_before_removal(peer: &mut Peer) -> CmdResult {
-    let me = peer.meta.id;
+    let me = peer.peer_id();
     let voters: Vec<u64> =
         peer.region().peers.iter().filter(|p| p.id != me && p.role == PeerRole::Voter as i32).map(|p| p.id).collect();
     let best = voters
         .iter()
-        .filter_map(|id| peer.raw_node.raft.prs().get(*id).map(|pr| (pr.matched, *id)))
+        .filter_map(|id| peer.raft().raft.prs().get(*id).map(|pr| (pr.matched, *id)))
         .max()
         .map(|(_, id)| id);
     let Some(to) = best else {
         return Err(CmdError::Other("cannot remove or demote the leader: no other voter to lead".into()));
     };
-    if peer.raw_node.raft.lead_transferee.is_none() {
-        peer.raw_node.transfer_leader(to);
+    if peer.raft().raft.lead_transferee.is_none() {
+        peer.raft_mut().transfer_leader(to);
     }
     Err(region_error::server_is_busy("transferring leadership before removing the leader", 50))
-}
-
-/// Applies a committed conf-change entry.
-pub fn apply(peer: &mut Peer, _wb: &mut WriteBatch, e: &Entry, effects: &mut Vec<ApplyEffect>) -> CmdResult {
-    let cc = eraftpb::ConfChange::decode(e.data.as_slice())
-        .map_err(|err| CmdError::Other(format!("conf change {} does not decode: {err}", e.index)))?;
-    let cmd = RaftCmdRequest::decode(cc.context.as_slice())
-        .map_err(|err| CmdError::Other(format!("conf change context does not decode: {err}")))?;
-    let req = cmd
-        .admin_request
-        .as_ref()
-        .and_then(|a| a.change_peer.clone())
-        .ok_or_else(|| CmdError::Other("conf change without a change".into()))?;
-    let epoch = cmd.header.as_ref().and_then(|h| h.region_epoch.clone()).unwrap_or_default();
-    let cur = peer.epoch();
-    if region_error::epoch_is_stale(&epoch, &cur, true, true) {
-        return Err(region_error::epoch_not_match(
-            format!("conf change of region {} proposed at an older epoch", peer.region_id()),
-            vec![peer.region().clone()],
-        ));
-    }
-    let change = raft_cmdpb::ConfChangeType::from_i32(req.change_type).unwrap_or(raft_cmdpb::ConfChangeType::AddNode);
-    let target = req.peer.clone().unwrap_or_default();
-    let region = changed_region(peer.region(), change, &target).map_err(CmdError::Other)?;
-    peer.raw_node.apply_conf_change(&cc).map_err(|err| CmdError::Other(format!("raft refused the change: {err}")))?;
-    tracing::info!(region_id = region.id, ?change, peer = target.id, store = target.store_id, conf_ver = ?region.region_epoch, "membership changed");
-    peer.raw_node.mut_store().set_region(region.clone());
-    if change == raft_cmdpb::ConfChangeType::RemoveNode && target.id == peer.meta.id {
-        peer.pending_remove = true;
-        effects.push(ApplyEffect::Destroy);
-    }
-    Ok(CmdResponse {
-        responses: vec![],
-        admin: Some(AdminResponse {
-            cmd_type: AdminCmdType::ChangePeer as i32,
-            region: Some(region),
-            left: None,
-            right: None,
-        }),
-    })
 }
 
 #[cfg(test)]

@@ -1,18 +1,25 @@
-//! Normal writes (put, delete, delete range, compare-and-swap): propose after checking
-//! leadership, epoch and key range; apply is in `peer::apply`; the result answers the
-//! proposal when its entry applies.
+//! Normal writes: put, delete, delete range, compare-and-swap.
+//!
+//! *Propose* (leader): the peer must take writes (not moving between shards), lead, match the
+//! request's region version, and own every key; the requests become one `RaftCmdRequest`.
+//! *Apply* (every replica): the region version is checked again (a split in between makes the
+//! command `EpochNotMatch`), each key again, and the changes go into the ready's write batch.
+//! A compare-and-swap reads the current value through what the batch already holds
+//! ([`Staged`]), so it sees the entries before it in the same batch.
+//! *Result*: the responses (a CAS's outcome) answer the proposal once the batch is written.
 
-use std::time::Instant;
-
+use bytes::Bytes;
 use core_shard::oneshot;
 use net::proto::metapb::RegionEpoch;
-use net::proto::raft_cmdpb::{CmdType, RaftCmdRequest, RaftRequestHeader, Request};
-use prost::Message;
+use net::proto::raft_cmdpb::{self, CmdType, RaftCmdRequest, Request};
+use rocksdb::WriteBatch;
 
+use crate::cmd::{CmdError, CmdResponse, CmdResult};
+use crate::ctx::ShardCtx;
+use crate::engine::delete_data_range;
 use crate::keys;
-use crate::peer::{Peer, Proposal};
+use crate::peer::{Peer, Work};
 use crate::region_error;
-use crate::shard::msg::{CmdError, CmdResult};
 
 /// The keys a request touches (a range's start and, if any, its end).
 fn request_keys(r: &Request) -> Vec<&[u8]> {
@@ -25,41 +32,34 @@ fn request_keys(r: &Request) -> Vec<&[u8]> {
     }
 }
 
+/// A change the apply batch holds, in order.
+enum StagedOp {
+    Put(Bytes, Bytes),
+    Delete(Bytes),
+    DeleteRange(Bytes, Bytes),
+}
+
+/// What the current apply batch has written so far: RocksDB does not read a batch that is
+/// not written yet, so a compare-and-swap looks here first.
+#[derive(Default)]
+pub struct Staged {
+    ops: Vec<StagedOp>,
+}
+
+impl Staged {
+    /// The value the batch gives `key`: `Some(Some(v))` written, `Some(None)` deleted,
+    /// `None` untouched by the batch.
+    fn lookup(&self, key: &[u8]) -> Option<Option<Bytes>> {
+        self.ops.iter().rev().find_map(|op| match op {
+            StagedOp::Put(k, v) if &k[..] == key => Some(Some(v.clone())),
+            StagedOp::Delete(k) if &k[..] == key => Some(None),
+            StagedOp::DeleteRange(s, e) if keys::in_range(key, s, e) => Some(None),
+            _ => None,
+        })
+    }
+}
+
 impl Peer {
-    /// Checks that this peer may take a command of `epoch` now.
-    pub fn check_proposal(&self, epoch: &RegionEpoch, conf_ver: bool, version: bool) -> Result<(), CmdError> {
-        if self.paused {
-            return Err(region_error::server_is_busy("region is moving between shards", 20));
-        }
-        if !self.is_leader() {
-            return Err(region_error::not_leader(self.region_id(), self.leader()));
-        }
-        let cur = self.epoch();
-        if region_error::epoch_is_stale(epoch, &cur, conf_ver, version) {
-            return Err(region_error::epoch_not_match(
-                format!(
-                    "epoch (conf_ver {}, version {}) does not match region {} (conf_ver {}, version {})",
-                    epoch.conf_ver,
-                    epoch.version,
-                    self.region_id(),
-                    cur.conf_ver,
-                    cur.version
-                ),
-                vec![self.region().clone()],
-            ));
-        }
-        Ok(())
-    }
-
-    /// The header of a command proposed now.
-    pub fn cmd_header(&self) -> RaftRequestHeader {
-        RaftRequestHeader {
-            region_id: self.region_id(),
-            peer: Some(self.meta.clone()),
-            region_epoch: Some(self.epoch()),
-        }
-    }
-
     /// Proposes a normal write; returns its entry's index if it was proposed (otherwise
     /// `reply` has its answer already).
     pub fn propose_write(
@@ -68,7 +68,7 @@ impl Peer {
         requests: Vec<Request>,
         reply: oneshot::Sender<CmdResult>,
     ) -> Option<u64> {
-        if let Err(e) = self.check_proposal(epoch, false, true) {
+        if let Err(e) = self.admit(Work::Write).and_then(|()| self.check_proposal(epoch, false, true)) {
             reply.send(Err(e));
             return None;
         }
@@ -87,30 +87,135 @@ impl Peer {
         self.propose_cmd(cmd, reply)
     }
 
-    /// Proposes an encoded command and tracks it until its entry applies. Returns the
-    /// entry's index, or `None` when raft refused it (`reply` is answered then).
-    pub fn propose_cmd(&mut self, cmd: RaftCmdRequest, reply: oneshot::Sender<CmdResult>) -> Option<u64> {
-        let last_before = self.raw_node.raft.raft_log.last_index();
-        match self.raw_node.propose(vec![], cmd.encode_to_vec()) {
-            Ok(()) => {}
-            // A leader drops proposals while it transfers leadership: retry shortly.
-            Err(raft::Error::ProposalDropped) => {
-                reply.send(Err(region_error::server_is_busy("leadership transfer in progress", 10)));
-                return None;
-            }
-            Err(e) => {
-                reply.send(Err(CmdError::Other(format!("proposal refused: {e}"))));
-                return None;
-            }
+    /// Applies a committed write command into `wb`.
+    pub(super) fn apply_write(
+        &mut self,
+        ctx: &ShardCtx,
+        wb: &mut WriteBatch,
+        staged: &mut Staged,
+        cmd: &RaftCmdRequest,
+    ) -> CmdResult {
+        let req_epoch = cmd.header.as_ref().and_then(|h| h.region_epoch.clone()).unwrap_or_default();
+        let cur = self.epoch();
+        if region_error::epoch_is_stale(&req_epoch, &cur, false, true) {
+            return Err(region_error::epoch_not_match(
+                format!("region {} changed (version {} → {})", self.region_id(), req_epoch.version, cur.version),
+                vec![self.region().clone()],
+            ));
         }
-        let index = self.raw_node.raft.raft_log.last_index();
-        if index == last_before {
-            // Dropped by raft (e.g. a leadership transfer in progress).
-            reply.send(Err(region_error::not_leader(self.region_id(), self.leader())));
-            return None;
+        let mut responses = Vec::with_capacity(cmd.requests.len());
+        for req in &cmd.requests {
+            responses.push(self.apply_request(ctx, wb, staged, req)?);
         }
-        let term = self.raw_node.raft.term;
-        self.proposals.push_back(Proposal { index, term, at: Instant::now(), reply });
-        Some(index)
+        Ok(CmdResponse { responses, admin: None })
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<(), CmdError> {
+        let r = self.region();
+        if keys::in_range(key, &r.start_key, &r.end_key) {
+            Ok(())
+        } else {
+            Err(region_error::key_not_in_region(key, r))
+        }
+    }
+
+    fn apply_request(
+        &mut self,
+        ctx: &ShardCtx,
+        wb: &mut WriteBatch,
+        staged: &mut Staged,
+        req: &raft_cmdpb::Request,
+    ) -> Result<raft_cmdpb::Response, CmdError> {
+        let cmd_type = CmdType::from_i32(req.cmd_type).unwrap_or(CmdType::Invalid);
+        let mut resp = raft_cmdpb::Response { cmd_type: req.cmd_type, cas: None };
+        match cmd_type {
+            CmdType::Put => {
+                let p = req.put.as_ref().ok_or_else(|| CmdError::Other("put without body".into()))?;
+                self.check_key(&p.key)?;
+                wb.put(keys::data_key(&p.key), &p.value);
+                staged.ops.push(StagedOp::Put(p.key.clone(), p.value.clone()));
+            }
+            CmdType::Delete => {
+                let d = req.delete.as_ref().ok_or_else(|| CmdError::Other("delete without body".into()))?;
+                self.check_key(&d.key)?;
+                wb.delete(keys::data_key(&d.key));
+                staged.ops.push(StagedOp::Delete(d.key.clone()));
+            }
+            CmdType::DeleteRange => {
+                let d = req.delete_range.as_ref().ok_or_else(|| CmdError::Other("delete range without body".into()))?;
+                let r = self.region();
+                // Clip to the region: a range reaching past it deletes only what is ours.
+                let start = if d.start_key[..] < r.start_key[..] { r.start_key.clone() } else { d.start_key.clone() };
+                let end = match (&d.end_key[..], &r.end_key[..]) {
+                    (e, re) if e.is_empty() || (!re.is_empty() && e > re) => r.end_key.clone(),
+                    _ => d.end_key.clone(),
+                };
+                if end.is_empty() || start < end {
+                    delete_data_range(wb, &start, &end);
+                    staged.ops.push(StagedOp::DeleteRange(start, end));
+                }
+            }
+            CmdType::Cas => {
+                let c = req.cas.as_ref().ok_or_else(|| CmdError::Other("cas without body".into()))?;
+                self.check_key(&c.key)?;
+                resp.cas = Some(apply_cas(ctx, wb, staged, c)?);
+            }
+            CmdType::Invalid => return Err(CmdError::Other(format!("unknown command type {}", req.cmd_type))),
+        }
+        Ok(resp)
+    }
+}
+
+/// Compare-and-swap: reads the current value (through the batch, so earlier entries are
+/// visible) and writes if it matches.
+fn apply_cas(
+    ctx: &ShardCtx,
+    wb: &mut WriteBatch,
+    staged: &mut Staged,
+    c: &raft_cmdpb::CasRequest,
+) -> Result<raft_cmdpb::CasResponse, CmdError> {
+    let current = match staged.lookup(&c.key) {
+        Some(v) => v,
+        None => ctx.engine.get(&keys::data_key(&c.key)).map_err(|e| CmdError::Other(e.to_string()))?.map(Bytes::from),
+    };
+    let matches = match &current {
+        None => c.previous_not_exist,
+        Some(v) => !c.previous_not_exist && v[..] == c.previous_value[..],
+    };
+    if matches {
+        if c.delete {
+            wb.delete(keys::data_key(&c.key));
+            staged.ops.push(StagedOp::Delete(c.key.clone()));
+        } else {
+            wb.put(keys::data_key(&c.key), &c.value);
+            staged.ops.push(StagedOp::Put(c.key.clone(), c.value.clone()));
+        }
+    }
+    Ok(raft_cmdpb::CasResponse {
+        succeed: matches,
+        previous_not_exist: current.is_none(),
+        previous_value: current.unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staged_changes_are_read_newest_first() {
+        let mut s = Staged::default();
+        assert_eq!(s.lookup(b"k"), None);
+        s.ops.push(StagedOp::Put("k".into(), "1".into()));
+        assert_eq!(s.lookup(b"k"), Some(Some("1".into())));
+        s.ops.push(StagedOp::DeleteRange("a".into(), "m".into()));
+        assert_eq!(s.lookup(b"k"), Some(None), "a later range delete hides the put");
+        assert_eq!(s.lookup(b"z"), None);
+        s.ops.push(StagedOp::Put("k".into(), "2".into()));
+        s.ops.push(StagedOp::Delete("z".into()));
+        assert_eq!(s.lookup(b"k"), Some(Some("2".into())));
+        assert_eq!(s.lookup(b"z"), Some(None));
+        s.ops.push(StagedOp::DeleteRange("x".into(), Bytes::new()));
+        assert_eq!(s.lookup(b"zz"), Some(None), "an empty end reaches the end of the key space");
     }
 }

@@ -1,84 +1,119 @@
 //! A region's peer on its shard: one raft-rs `RawNode`, the proposals waiting for their
-//! entries to apply, the reads waiting for a read index, and the leader lease.
+//! entries to apply, the reads waiting for a read index, the leader lease, and where the peer
+//! is in its life ([`Lifecycle`]). Its fields are private to this module: the rest of the
+//! store goes through the methods here, and asks [`Peer::allows`] (or [`Peer::admit`])
+//! before starting work on it.
 //!
-//! * [`ready`]: the Ready loop in raft-rs's documented order, with async persistence.
-//! * [`apply`]: applying committed entries into the shard's RocksDB.
+//! * [`ready`]: the Ready loop in raft-rs's documented order, with async persistence;
+//!   applying the committed entries dispatches into `crate::operation` (`apply_committed`).
+//! * [`propose`]: what every proposal shares (checks, encoding, tracking to its answer).
 //! * [`read`]: lease reads and ReadIndex.
 //! * [`snapshot`]: generating and applying snapshots.
 //! * `crate::operation::*`: each command's whole life (propose → apply → result).
 
-pub mod apply;
+pub mod propose;
 pub mod read;
 pub mod ready;
 pub mod snapshot;
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use core_shard::oneshot;
 use net::proto::metapb::{self, Region, RegionEpoch};
 use net::proto::raft_serverpb::{RaftApplyState, RaftMessage};
 use raft::eraftpb::{self, MessageType};
 use raft::{RawNode, StateRole};
 
+use crate::cmd::CmdError;
 use crate::config::Config;
+use crate::ctx::ShardCtx;
 use crate::error::Result;
-use crate::shard::ctx::ShardCtx;
-use crate::shard::msg::CmdResult;
+use crate::region_error;
 use crate::storage::PeerStorage;
+use crate::tracker::Stage;
+use propose::{ParkedApply, Proposal};
 use read::{Lease, PendingReads};
 
-/// A proposal waiting for its entry to be applied.
-pub struct Proposal {
-    /// Index of its entry.
-    pub index: u64,
-    /// Term it was proposed in.
-    pub term: u64,
-    /// When it was proposed (commit renews the lease from here).
-    pub at: Instant,
-    /// Where the result goes.
-    pub reply: oneshot::Sender<CmdResult>,
+/// Where a peer is in its life: exactly one at a time. [`Peer::allows`] turns it into what
+/// the peer may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Serving.
+    Active,
+    /// A split is under way (PD asked for ids, the split proposed): split checks leave the
+    /// region alone for a while.
+    Splitting {
+        /// When the split started.
+        since: Instant,
+    },
+    /// Being moved to shard `to` of this store: it takes no writes; once nothing is in flight
+    /// it is `paused` (no raft processing) and its state sent over.
+    HandingOver {
+        /// The target shard.
+        to: usize,
+        /// Whether the transfer started.
+        paused: bool,
+    },
+    /// A received snapshot is being written: no further ready until it is durable.
+    ApplyingSnapshot,
+    /// Applied its own removal from the region: destroyed once its ready is handled.
+    Removing,
 }
+
+/// What a caller wants a peer to do, for [`Peer::allows`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Step a raft message.
+    Step,
+    /// Raft processing: ticks, readies, fetched entries.
+    Raft,
+    /// Take a client write.
+    Write,
+    /// Serve a read.
+    Read,
+    /// Propose a command (admin commands, splits, log compaction).
+    Propose,
+    /// Start maintenance: log GC, a PD operator step.
+    Maintain,
+    /// Check whether the region should split.
+    SplitCheck,
+    /// Move to another shard of the store.
+    Move,
+    /// Be picked by shard balance.
+    Rebalance,
+}
+
+/// A split that has not applied after this long no longer holds split checks back.
+const SPLIT_STALE: Duration = Duration::from_secs(10);
 
 /// A region's peer.
 pub struct Peer {
-    /// This peer.
-    pub meta: metapb::Peer,
-    /// The raft state machine.
-    pub raw_node: RawNode<PeerStorage>,
+    meta: metapb::Peer,
+    raw_node: RawNode<PeerStorage>,
     /// Proposals in index order.
-    pub proposals: VecDeque<Proposal>,
+    proposals: VecDeque<Proposal>,
     /// Reads waiting for a read index or for apply.
-    pub reads: PendingReads,
-    /// The leader lease.
-    pub lease: Lease,
+    reads: PendingReads,
+    lease: Lease,
     /// A log compaction waiting for RocksDB to make its apply state durable.
-    pub pending_log_compact: Option<u64>,
-    /// Being handed over to another shard: no raft processing.
-    pub paused: bool,
-    /// Removed from the region: destroy once its ready is handled.
-    pub pending_remove: bool,
-    /// Role at the last ready (to notice changes).
-    pub last_role: StateRole,
-    /// Leader known at the last ready.
-    pub last_leader: u64,
+    pending_log_compact: Option<u64>,
+    lifecycle: Lifecycle,
+    /// Role and leader at the last ready (to notice changes).
+    last_role: StateRole,
+    last_leader: u64,
     /// A region heartbeat should go to PD now.
-    pub heartbeat_due: bool,
+    heartbeat_due: bool,
     /// Approximate size and keys (from the split check).
-    pub approximate: (u64, u64),
-    /// Since when a split is in progress (asked PD, proposing); stale after a while.
-    pub splitting: Option<std::time::Instant>,
+    approximate: (u64, u64),
     /// The handover sequence of this region's state on this shard.
-    pub handover_seq: u64,
-    /// A received snapshot is being written: no further ready until it is.
-    pub applying_snapshot: bool,
+    handover_seq: u64,
     /// Readies handed to the log engine and not yet durable.
-    pub unpersisted: u64,
-    /// The shard this region is being handed to (proposals refused meanwhile).
-    pub handover_to: Option<usize>,
+    unpersisted: u64,
+    /// An applied batch whose write waits out a RocksDB write stall.
+    parked_apply: Option<ParkedApply>,
     /// Peers learned from messages: an uninitialized peer does not know its region's peers
     /// yet but must answer the leader.
-    pub peer_cache: HashMap<u64, metapb::Peer>,
+    peer_cache: HashMap<u64, metapb::Peer>,
 }
 
 /// Bridges raft-rs's slog logging to `tracing` (at debug level: raft is chatty).
@@ -131,19 +166,95 @@ impl Peer {
             reads: PendingReads::default(),
             lease,
             pending_log_compact: None,
-            paused: false,
-            pending_remove: false,
+            lifecycle: Lifecycle::Active,
             last_role: StateRole::Follower,
             last_leader: 0,
             heartbeat_due: true,
             approximate: (0, 0),
-            splitting: None,
             handover_seq: 0,
-            applying_snapshot: false,
             unpersisted: 0,
-            handover_to: None,
+            parked_apply: None,
             peer_cache: HashMap::new(),
         })
+    }
+
+    /// Whether the peer's lifecycle permits `work` now — the one admission check.
+    ///
+    /// | work | Active | Splitting | HandingOver | paused | ApplyingSnapshot | Removing |
+    /// |---|---|---|---|---|---|---|
+    /// | Step, Read, Propose | ✓ | ✓ | ✓ | — | ✓ | ✓ |
+    /// | Raft | ✓ | ✓ | ✓ | — | — | ✓ |
+    /// | Write, Maintain | ✓ | ✓ | — | — | ✓ | ✓ |
+    /// | SplitCheck | ✓ | stale | — | — | ✓ | ✓ |
+    /// | Move | ✓ | ✓ | — | — | — | — |
+    /// | Rebalance | ✓ | — | — | — | — | — |
+    ///
+    /// While an applied batch waits out a RocksDB write stall ([`ParkedApply`]) there is no
+    /// Raft work either. (Leadership, the epoch and the keys are checked where they matter.)
+    pub fn allows(&self, work: Work) -> bool {
+        use Lifecycle::*;
+        if work == Work::Raft && self.parked_apply.is_some() {
+            return false;
+        }
+        match (self.lifecycle, work) {
+            (HandingOver { paused: true, .. }, _) => false,
+            (Active, _) => true,
+            (_, Work::Rebalance) => false,
+            (Splitting { .. }, Work::Move) => true,
+            (_, Work::Move) => false,
+            (HandingOver { .. }, Work::Write | Work::Maintain | Work::SplitCheck) => false,
+            (ApplyingSnapshot, Work::Raft) => false,
+            (Splitting { since }, Work::SplitCheck) => since.elapsed() >= SPLIT_STALE,
+            _ => true,
+        }
+    }
+
+    /// [`Peer::allows`] as the answer to a client: a retryable `ServerIsBusy` when the peer
+    /// cannot take `work` now.
+    pub fn admit(&self, work: Work) -> std::result::Result<(), CmdError> {
+        if self.allows(work) {
+            Ok(())
+        } else {
+            Err(region_error::server_is_busy("region is moving between shards", 20))
+        }
+    }
+
+    /// Where the peer is in its life.
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle
+    }
+
+    /// Moves the peer to `next` in its life.
+    pub fn set_lifecycle(&mut self, next: Lifecycle) {
+        self.lifecycle = next;
+    }
+
+    /// The shard this region is being moved to, if it is.
+    pub fn moving_to(&self) -> Option<usize> {
+        match self.lifecycle {
+            Lifecycle::HandingOver { to, .. } => Some(to),
+            _ => None,
+        }
+    }
+
+    /// This peer.
+    pub fn meta(&self) -> &metapb::Peer {
+        &self.meta
+    }
+
+    /// This peer's id.
+    pub fn peer_id(&self) -> u64 {
+        self.meta.id
+    }
+
+    /// The raft state machine.
+    pub fn raft(&self) -> &RawNode<PeerStorage> {
+        &self.raw_node
+    }
+
+    /// The raft state machine, to drive.
+    pub fn raft_mut(&mut self) -> &mut RawNode<PeerStorage> {
+        &mut self.raw_node
     }
 
     /// The region id.
@@ -194,9 +305,60 @@ impl Peer {
         self.raw_node.store().is_initialized()
     }
 
+    /// Ends the leader lease now (leadership may move).
+    pub fn expire_lease(&mut self) {
+        self.lease.expire();
+    }
+
+    /// The log compaction waiting for a flush, if any.
+    pub fn pending_log_compact(&self) -> Option<u64> {
+        self.pending_log_compact
+    }
+
+    /// Sets (or clears) the log compaction waiting for a flush.
+    pub fn set_pending_log_compact(&mut self, index: Option<u64>) {
+        self.pending_log_compact = index;
+    }
+
+    /// Asks for a region heartbeat to PD at the next occasion.
+    pub fn schedule_heartbeat(&mut self) {
+        self.heartbeat_due = true;
+    }
+
+    /// Whether a region heartbeat is due (and clears it).
+    pub fn take_heartbeat_due(&mut self) -> bool {
+        std::mem::take(&mut self.heartbeat_due)
+    }
+
+    /// Approximate size and keys, from the last split check.
+    pub fn approximate(&self) -> (u64, u64) {
+        self.approximate
+    }
+
+    /// Records the split check's measurement.
+    pub fn set_approximate(&mut self, size_and_keys: (u64, u64)) {
+        self.approximate = size_and_keys;
+    }
+
+    /// The handover sequence of this region's state on this shard.
+    pub fn handover_seq(&self) -> u64 {
+        self.handover_seq
+    }
+
+    /// Sets the handover sequence (the peer was loaded or handed over).
+    pub fn set_handover_seq(&mut self, seq: u64) {
+        self.handover_seq = seq;
+    }
+
+    /// Whether nothing of the peer is in flight: no proposal, no append waiting for the
+    /// disk, no ready (a handover may start).
+    pub fn is_quiet(&self) -> bool {
+        self.unpersisted == 0 && self.proposals.is_empty() && self.parked_apply.is_none() && !self.raw_node.has_ready()
+    }
+
     /// Steps a message from the network.
     pub fn step(&mut self, msg: eraftpb::Message) -> Result<()> {
-        if self.paused {
+        if !self.allows(Work::Step) {
             return Ok(());
         }
         if msg.msg_type == MessageType::MsgTransferLeader as i32 && self.is_leader() {
@@ -232,8 +394,7 @@ impl Peer {
 
     /// Where the entry of a proposal at `index` is: in the log only, durable here, or
     /// committed (for the slow-request log).
-    pub fn proposal_stage(&self, index: u64) -> crate::tracker::Stage {
-        use crate::tracker::Stage;
+    pub fn proposal_stage(&self, index: u64) -> Stage {
         let log = &self.raw_node.raft.raft_log;
         if index <= log.committed {
             Stage::Committed { index }
@@ -247,14 +408,15 @@ impl Peer {
     /// Answers every waiting proposal with `proposal_err` and every waiting read with
     /// `read_err` (the peer is going away). A proposal's entry may still be committed by the
     /// others, so its error must not invite a retry; a read's should.
-    pub fn fail_pending(
-        &mut self,
-        proposal_err: impl Fn() -> crate::shard::msg::CmdError,
-        read_err: impl Fn() -> crate::shard::msg::CmdError,
-    ) {
+    pub fn fail_pending(&mut self, proposal_err: impl Fn() -> CmdError, read_err: impl Fn() -> CmdError) {
         for p in self.proposals.drain(..) {
             p.reply.send(Err(proposal_err()));
         }
         self.reads.fail_all(&read_err);
+    }
+
+    /// Answers every waiting read with `err` (they will not complete here).
+    pub fn fail_reads(&mut self, err: impl Fn() -> CmdError) {
+        self.reads.fail_all(&err);
     }
 }

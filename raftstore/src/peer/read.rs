@@ -31,11 +31,11 @@ use core_shard::oneshot;
 use net::proto::metapb::Region;
 
 use super::Peer;
+use crate::cmd::{CmdError, ReadRequest, ReadResult};
+use crate::ctx::ShardCtx;
 use crate::engine::OwnedSnapshot;
 use crate::keys;
 use crate::region_error;
-use crate::shard::ctx::ShardCtx;
-use crate::shard::msg::{CmdError, ReadRequest, ReadResult};
 use crate::tracker::{Stage, Ticket};
 
 /// The leader lease.

@@ -15,10 +15,10 @@ use core_shard::log::HardState as LogHardState;
 use raft::eraftpb::{self, HardState};
 use raft::StateRole;
 
-use super::apply::ApplyEffect;
-use super::Peer;
-use crate::shard::ctx::ShardCtx;
-use crate::shard::msg::Event;
+use super::{Lifecycle, Peer, Work};
+use crate::cmd::ApplyEffect;
+use crate::ctx::ShardCtx;
+use crate::msg::Event;
 use crate::storage::encode_entry;
 
 fn to_log_hs(hs: &HardState) -> LogHardState {
@@ -28,7 +28,7 @@ fn to_log_hs(hs: &HardState) -> LogHardState {
 impl Peer {
     /// Handles one ready if there is one; returns side effects of applied entries.
     pub fn handle_ready(&mut self, ctx: &Rc<ShardCtx>) -> Vec<ApplyEffect> {
-        if self.paused || self.applying_snapshot || !self.raw_node.has_ready() {
+        if !self.allows(Work::Raft) || !self.raw_node.has_ready() {
             return Vec::new();
         }
         let mut rd = self.raw_node.ready();
@@ -43,7 +43,7 @@ impl Peer {
         let snapshot = (!rd.snapshot().is_empty()).then(|| rd.snapshot().clone());
         let committed = rd.take_committed_entries();
         let effects = if committed.is_empty() { Vec::new() } else { self.apply_committed(ctx, committed) };
-        if self.pending_remove {
+        if self.lifecycle == Lifecycle::Removing {
             // This peer applied its own removal: it is destroyed with these effects. Going on
             // would hand raft-rs persistence news about a node no longer in its configuration
             // (a leader removed by an earlier leader's proposal would panic in raft-rs).
@@ -85,7 +85,7 @@ impl Peer {
         msgs: Vec<eraftpb::Message>,
     ) {
         let region_id = self.region_id();
-        let log_entries = entries.iter().map(encode_entry).collect();
+        let log_entries = entries.into_iter().map(encode_entry).collect();
         match ctx.log.append(region_id, log_entries, hs.as_ref().map(to_log_hs)) {
             Ok(durable) => {
                 self.unpersisted += 1;
@@ -102,6 +102,22 @@ impl Peer {
             // The log engine stopped (disk failure): this peer can no longer persist; it
             // stays as it is and the store must be restarted.
             Err(e) => tracing::error!(region_id, "raft log refused an append: {e}"),
+        }
+    }
+
+    /// Starts the asynchronous entry reads raft asked for; raft's retry then finds them in
+    /// the log engine's cache.
+    pub fn push_fetches(&self, ctx: &Rc<ShardCtx>) {
+        let region_id = self.region_id();
+        for f in self.raw_node.store().take_fetches() {
+            let ctx = ctx.clone();
+            glommio::spawn_local(async move {
+                if let Err(e) = ctx.log.entries(region_id, f.low, f.high, f.max_size).await {
+                    tracing::debug!(region_id, "entry fetch failed: {e}");
+                }
+                ctx.push(Event::EntriesFetched { region_id, ctx: f.ctx });
+            })
+            .detach();
         }
     }
 

@@ -11,7 +11,6 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
-use core_shard::log::HardState as LogHardState;
 use net::proto::raft_serverpb::{
     KeyValue, PeerState, RaftApplyState, RaftTruncatedState, RegionLocalState, SnapshotData,
 };
@@ -19,12 +18,12 @@ use prost::Message;
 use raft::eraftpb::{self, Snapshot, SnapshotMetadata};
 use rocksdb::WriteBatch;
 
-use super::Peer;
-use crate::engine::{delete_data_range, put_msg};
+use super::{Lifecycle, Peer};
+use crate::ctx::ShardCtx;
+use crate::engine::{clear_region, delete_data_range, put_msg};
 use crate::keys;
-use crate::shard::ctx::ShardCtx;
-use crate::shard::msg::Event;
-use crate::storage::{conf_state_of, encode_entry, SnapState};
+use crate::msg::Event;
+use crate::storage::{conf_state_of, encode_entry, reset_log, SnapState};
 
 impl Peer {
     /// Starts generating a snapshot if raft asked for one.
@@ -120,7 +119,7 @@ impl Peer {
         if !old.peers.is_empty() {
             delete_data_range(&mut wb, &old.start_key, &old.end_key);
         }
-        delete_data_range(&mut wb, &region.start_key, &region.end_key);
+        clear_region(&mut wb, &region);
         for kv in &data.pairs {
             wb.put(keys::data_key(&kv.key), &kv.value);
         }
@@ -139,10 +138,9 @@ impl Peer {
         store.set_region(region);
         *store.apply_state_mut() = apply;
         store.set_snap_state(SnapState::Idle);
-        self.applying_snapshot = true;
+        self.lifecycle = Lifecycle::ApplyingSnapshot;
         let hs = self.raw_node.raft.hard_state();
-        let hs = LogHardState { term: hs.term, vote: hs.vote, commit: hs.commit };
-        let log_entries: Vec<_> = entries.iter().map(encode_entry).collect();
+        let log_entries: Vec<_> = entries.into_iter().map(encode_entry).collect();
         let peer_id = self.meta.id;
         let ctx2 = ctx.clone();
         tracing::info!(region_id, index = meta.index, keys = data.pairs.len(), "applying snapshot");
@@ -154,18 +152,7 @@ impl Peer {
                 return;
             }
             core_shard::crash_point!("snapshot::apply::after_data");
-            let log = &ctx2.log;
-            let reset = log
-                .remove(region_id)
-                .and_then(|d| {
-                    drop(d);
-                    log.compact(region_id, meta.index + 1)
-                })
-                .and_then(|d| {
-                    drop(d);
-                    log.append(region_id, log_entries, Some(hs))
-                });
-            match reset {
+            match reset_log(&ctx2.log, region_id, meta.index, log_entries, &hs) {
                 Ok(durable) => match durable.await {
                     Ok(()) => {
                         ctx2.shared.snapshots_applied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -181,7 +168,9 @@ impl Peer {
 
     /// The snapshot's data and the log reset are durable.
     pub fn on_snapshot_applied(&mut self, ctx: &Rc<ShardCtx>, number: u64, msgs: Vec<eraftpb::Message>) {
-        self.applying_snapshot = false;
+        if self.lifecycle == Lifecycle::ApplyingSnapshot {
+            self.lifecycle = Lifecycle::Active;
+        }
         self.heartbeat_due = true;
         self.raw_node.on_persist_ready(number);
         // raft-rs learns that the snapshot is applied only through `advance_apply`: until

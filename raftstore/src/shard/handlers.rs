@@ -1,6 +1,5 @@
 //! The raft loop's handlers of messages, requests and background results.
 
-use bytes::Bytes;
 use core_shard::oneshot;
 use net::proto::metapb::RegionEpoch;
 use net::proto::raft_cmdpb::Request;
@@ -8,10 +7,10 @@ use net::proto::raft_serverpb::RaftMessage;
 use raft::eraftpb::{self, MessageType, Snapshot};
 use raft::GetEntriesContext;
 
-use super::msg::{AdminCmd, CmdError, CmdResult, ReadRequest, ReadResult, RegionDebug};
 use super::Shard;
-use crate::operation::{conf_change, transfer_leader};
-use crate::peer::apply::ApplyEffect;
+use crate::cmd::ApplyEffect;
+use crate::cmd::{AdminCmd, CmdError, CmdResult, ReadRequest, ReadResult, RegionDebug};
+use crate::peer::Work;
 use crate::region_error;
 use crate::tracker::{Stage, Ticket};
 
@@ -46,10 +45,10 @@ impl Shard {
             }
         }
         if let Some(peer) = self.peers.get(&region_id) {
-            if to.id < peer.meta.id {
+            if to.id < peer.peer_id() {
                 return; // for a peer this store replaced
             }
-            if to.id > peer.meta.id {
+            if to.id > peer.peer_id() {
                 // The region re-added this store under a new peer id: our peer was removed.
                 self.destroy_peer(region_id, true);
                 if self.destroying.contains(&region_id) {
@@ -124,9 +123,6 @@ impl Shard {
         }
         match self.peer_for_request(region_id) {
             Ok(p) => {
-                if p.handover_to.is_some() {
-                    return reply.send(Err(region_error::server_is_busy("region is moving between shards", 20)));
-                }
                 if let Some(index) = p.propose_write(&epoch, requests, reply) {
                     self.ctx.set_stage(Some(ticket), Stage::Proposed { index });
                 }
@@ -157,8 +153,8 @@ impl Shard {
                         vec![p.region().clone()],
                     )));
                 }
-                if p.paused {
-                    return reply.send(Err(region_error::server_is_busy("region is moving between shards", 20)));
+                if let Err(e) = p.admit(Work::Read) {
+                    return reply.send(Err(e));
                 }
                 p.read(&ctx, req, reply, Some(ticket));
                 self.touched.insert(region_id);
@@ -184,8 +180,8 @@ impl Shard {
             Err(e) => return reply.send(Err(e)),
         };
         match cmd {
-            AdminCmd::ChangePeer { change_type, peer } => conf_change::propose(p, &epoch, change_type, peer, reply),
-            AdminCmd::TransferLeader { peer } => transfer_leader::propose(p, &epoch, &peer, reply),
+            AdminCmd::ChangePeer { change_type, peer } => p.propose_conf_change(&epoch, change_type, peer, reply),
+            AdminCmd::TransferLeader { peer } => p.propose_transfer_leader(&epoch, &peer, reply),
             AdminCmd::Split { split_key } => self.start_split(region_id, epoch, split_key, Some(reply)),
         }
         self.touched.insert(region_id);
@@ -195,7 +191,7 @@ impl Shard {
         let Some(p) = self.peers.get(&region_id) else {
             return reply.send(Err(region_error::region_not_found(region_id)));
         };
-        let store = p.raw_node.store();
+        let store = p.raft().store();
         let region = store.region().clone();
         let mut crc = 0u32;
         let mut count = 0u64;
@@ -213,9 +209,9 @@ impl Shard {
         reply.send(Ok(RegionDebug {
             applied_index: store.applied_index(),
             truncated_index: store.truncated().0,
-            last_index: p.raw_node.raft.raft_log.last_index(),
-            commit_index: p.raw_node.raft.raft_log.committed,
-            term: p.raw_node.raft.term,
+            last_index: p.raft().raft.raft_log.last_index(),
+            commit_index: p.raft().raft.raft_log.committed,
+            term: p.raft().raft.term,
             is_leader: p.is_leader(),
             checksum: crc as u64,
             key_count: count,
@@ -224,16 +220,24 @@ impl Shard {
     }
 
     pub(super) fn on_persisted(&mut self, region_id: u64, peer_id: u64, number: u64, msgs: Vec<eraftpb::Message>) {
-        if let Some(p) = self.peers.get_mut(&region_id).filter(|p| p.meta.id == peer_id) {
+        if let Some(p) = self.peers.get_mut(&region_id).filter(|p| p.peer_id() == peer_id) {
             p.on_persisted(&self.ctx, number, msgs);
+            self.touched.insert(region_id);
+        }
+    }
+
+    pub(super) fn on_apply_written(&mut self, region_id: u64, peer_id: u64) {
+        if let Some(p) = self.peers.get_mut(&region_id).filter(|p| p.peer_id() == peer_id) {
+            let effects = p.finish_parked_apply();
+            self.after_ready(region_id, effects);
             self.touched.insert(region_id);
         }
     }
 
     pub(super) fn on_entries_fetched(&mut self, region_id: u64, ctx: GetEntriesContext) {
         if let Some(p) = self.peers.get_mut(&region_id) {
-            if !p.paused && !p.applying_snapshot {
-                p.raw_node.on_entries_fetched(ctx);
+            if p.allows(Work::Raft) {
+                p.raft_mut().on_entries_fetched(ctx);
                 self.touched.insert(region_id);
             }
         }
@@ -248,7 +252,7 @@ impl Shard {
     pub(super) fn on_snapshot_sent(&mut self, region_id: u64, to: u64, ok: bool) {
         if let Some(p) = self.peers.get_mut(&region_id) {
             let status = if ok { raft::SnapshotStatus::Finish } else { raft::SnapshotStatus::Failure };
-            p.raw_node.report_snapshot(to, status);
+            p.raft_mut().report_snapshot(to, status);
             self.touched.insert(region_id);
         }
     }
@@ -260,7 +264,7 @@ impl Shard {
         number: u64,
         msgs: Vec<eraftpb::Message>,
     ) {
-        if let Some(p) = self.peers.get_mut(&region_id).filter(|p| p.meta.id == peer_id) {
+        if let Some(p) = self.peers.get_mut(&region_id).filter(|p| p.peer_id() == peer_id) {
             self.ctx.report_range(region_id, Some(p.region()));
             p.on_snapshot_applied(&self.ctx, number, msgs);
             self.touched.insert(region_id);
@@ -275,44 +279,5 @@ impl Shard {
                 ApplyEffect::Destroy => self.destroy_peer(region_id, true),
             }
         }
-    }
-
-    /// Starts a split at `split_key`: ask PD for ids, then propose.
-    pub(super) fn start_split(
-        &mut self,
-        region_id: u64,
-        epoch: RegionEpoch,
-        split_key: Bytes,
-        reply: Option<oneshot::Sender<CmdResult>>,
-    ) {
-        let Some(p) = self.peers.get_mut(&region_id) else { return };
-        if let Err(e) = p.check_proposal(&epoch, true, true) {
-            if let Some(r) = reply {
-                r.send(Err(e));
-            }
-            return;
-        }
-        p.splitting = Some(std::time::Instant::now());
-        let region = p.region().clone();
-        let ctx = self.ctx.clone();
-        glommio::spawn_local(async move {
-            match ctx.pd.ask_split(region).await {
-                Ok((new_region_id, new_peer_ids)) => ctx.push(super::msg::Event::SplitIds {
-                    region_id,
-                    epoch,
-                    split_key,
-                    new_region_id,
-                    new_peer_ids,
-                    reply,
-                }),
-                Err(e) => {
-                    tracing::warn!(region_id, "PD refused the split: {e}");
-                    if let Some(r) = reply {
-                        r.send(Err(CmdError::Other(format!("PD: {e}"))));
-                    }
-                }
-            }
-        })
-        .detach();
     }
 }

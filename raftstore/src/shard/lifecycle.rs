@@ -1,26 +1,17 @@
-//! Peers coming and going on a shard: created by a leader's message, by a split, or by a
-//! handover from another shard; destroyed when removed from their region or handed over.
-//!
-//! **Handover** moves a region between shards of the store (split placement now, shard
-//! balance later). The source stops taking proposals, waits for those in flight to apply and
-//! for its appends to be durable, pauses the peer and sends the target its region state
-//! (with `handover_seq + 1`), apply state, hard state, live log entries and data. The target
-//! writes all of it durably, creates the peer and says done; the source then drops its copy.
-//! A crash in between leaves the region on both shards: at start-up the copy with the higher
-//! `handover_seq` wins.
+//! Peers coming and going on a shard: created by a leader's message, destroyed when removed
+//! from their region (peers created by a split or a handover are in `operation::split` and
+//! `operation::handover`), and the tombstones that keep removed peers from coming back.
 
-use bytes::Bytes;
 use net::proto::metapb::Region;
 use net::proto::raft_serverpb::{PeerState, RaftMessage, RegionLocalState};
 use rocksdb::WriteBatch;
 
-use super::msg::{Event, Handover, Landed, ShardMsg};
 use super::Shard;
-use crate::engine::{delete_data_range, put_msg};
+use crate::engine::{clear_region, put_msg, WriteError};
 use crate::keys;
+use crate::msg::Event;
 use crate::peer::Peer;
 use crate::region_error;
-use crate::storage::{decode_entry, encode_entry, PeerStorage};
 
 /// Whether a tombstone of a region makes a message for it stale: it comes from a membership
 /// no newer than the one this store was removed in, or it is addressed to the removed peer
@@ -97,7 +88,7 @@ impl Shard {
     /// of the region can start right away. An initialized one is destroyed in order — the
     /// tombstone and data deletion made durable first, then the log dropped — and messages for
     /// the region are ignored until that is done.
-    pub(super) fn destroy_peer(&mut self, region_id: u64, tombstone: bool) {
+    pub(crate) fn destroy_peer(&mut self, region_id: u64, tombstone: bool) {
         let Some(mut peer) = self.peers.remove(&region_id) else { return };
         // A removed peer's proposals may have been committed by the others: not retryable.
         peer.fail_pending(
@@ -108,7 +99,7 @@ impl Shard {
             self.ctx.count_leader(-1);
         }
         self.ctx.count_region(-1);
-        tracing::info!(region_id, peer = peer.meta.id, tombstone, "peer destroyed");
+        tracing::info!(region_id, peer = peer.peer_id(), tombstone, "peer destroyed");
         if peer.is_initialized() {
             self.ctx.report_range(region_id, None);
         }
@@ -121,13 +112,26 @@ impl Shard {
                 // becomes durable with the shard's next flush.
                 let state = RegionLocalState {
                     state: PeerState::Tombstone as i32,
-                    region: Some(Region { id: region_id, peers: vec![peer.meta.clone()], ..Default::default() }),
+                    region: Some(Region { id: region_id, peers: vec![peer.meta().clone()], ..Default::default() }),
                     handover_seq: 0,
                 };
                 let mut wb = WriteBatch::default();
                 put_msg(&mut wb, &keys::region_state_key(region_id), &state);
-                if let Err(e) = self.ctx.engine.write(wb) {
-                    tracing::warn!(region_id, "tombstone of an uninitialized peer not written: {e}");
+                match self.ctx.engine.write(wb) {
+                    Ok(()) => {}
+                    Err(WriteError::Stalled(wb)) => {
+                        // Messages for the region wait until the tombstone is in.
+                        self.destroying.insert(region_id);
+                        let ctx = self.ctx.clone();
+                        glommio::spawn_local(async move {
+                            if let Err(e) = ctx.engine.write_stalled(wb).await {
+                                tracing::warn!(region_id, "tombstone of an uninitialized peer not written: {e}");
+                            }
+                            ctx.push(Event::Destroyed { region_id });
+                        })
+                        .detach();
+                    }
+                    Err(e) => tracing::warn!(region_id, "tombstone of an uninitialized peer not written: {e}"),
                 }
             }
             match self.ctx.log.remove(region_id) {
@@ -137,18 +141,15 @@ impl Shard {
             return;
         }
         let mut wb = WriteBatch::default();
-        delete_data_range(&mut wb, &region.start_key, &region.end_key);
-        let state = RegionLocalState {
-            state: if tombstone { PeerState::Tombstone as i32 } else { PeerState::Normal as i32 },
-            region: Some(region),
-            handover_seq: peer.handover_seq,
-        };
+        clear_region(&mut wb, &region);
         if tombstone {
+            let state = RegionLocalState {
+                state: PeerState::Tombstone as i32,
+                region: Some(region),
+                handover_seq: peer.handover_seq(),
+            };
             put_msg(&mut wb, &keys::region_state_key(region_id), &state);
-        } else {
-            wb.delete(keys::region_state_key(region_id));
         }
-        wb.delete(keys::apply_state_key(region_id));
         self.destroying.insert(region_id);
         let ctx = self.ctx.clone();
         glommio::spawn_local(async move {
@@ -169,243 +170,6 @@ impl Shard {
     /// A destroyed peer's state is gone: messages for the region count again.
     pub(super) fn on_destroyed(&mut self, region_id: u64) {
         self.destroying.remove(&region_id);
-    }
-
-    /// A split applied here: create the new region's peer.
-    pub(super) fn on_split_applied(&mut self, region_id: u64, left: Region, right: Region) {
-        core_shard::crash_point!("split::apply::after");
-        self.ctx.report_range(left.id, Some(&left));
-        let store_id = self.ctx.store_id.get();
-        let is_leader = self.peers.get(&region_id).is_some_and(|p| p.is_leader());
-        if let Some(existing) = self.peers.get(&right.id) {
-            if existing.is_initialized() {
-                return;
-            }
-            self.destroy_peer(right.id, false);
-        } else if let Some(s) = self.ctx.shard_of(right.id).filter(|&s| s != self.ctx.shard_id) {
-            // The new region already lives on another shard (it got a snapshot there):
-            // our copy of its range is stale.
-            tracing::info!(region_id = right.id, shard = s, "split target exists on another shard");
-            let mut wb = WriteBatch::default();
-            delete_data_range(&mut wb, &right.start_key, &right.end_key);
-            wb.delete(keys::region_state_key(right.id));
-            wb.delete(keys::apply_state_key(right.id));
-            let _ = self.ctx.engine.write(wb);
-            return;
-        }
-        let Some(me) = right.peers.iter().find(|p| p.store_id == store_id).cloned() else { return };
-        self.ctx.report_range(right.id, Some(&right));
-        match Peer::new(&self.ctx, right.clone(), me, PeerStorage::initial_apply_state()) {
-            Ok(mut peer) => {
-                if is_leader {
-                    // The new region's peer next to the old leader campaigns at once.
-                    let _ = peer.raw_node.campaign();
-                }
-                self.peers.insert(right.id, peer);
-                self.touched.insert(right.id);
-                self.ctx.count_region(1);
-                self.ctx.announce(right.id, Some(self.ctx.shard_id));
-                let _ =
-                    self.ctx.outbox.try_send(0, ShardMsg::Created { region_id: right.id, shard: self.ctx.shard_id });
-            }
-            Err(e) => tracing::error!(region_id = right.id, "cannot create the split's peer: {e}"),
-        }
-        if is_leader {
-            let ctx = self.ctx.clone();
-            glommio::spawn_local(async move {
-                if let Err(e) = ctx.pd.report_split(left, right).await {
-                    tracing::warn!("report split: {e}");
-                }
-            })
-            .detach();
-        }
-    }
-
-    /// The coordinator asks to move `region_id` to `to_shard`: stop taking proposals first.
-    pub(super) fn on_handover_out(&mut self, region_id: u64, to_shard: usize) {
-        if to_shard == self.ctx.shard_id || to_shard >= self.ctx.shards {
-            return;
-        }
-        if let Some(p) = self.peers.get_mut(&region_id).filter(|p| p.is_initialized() && p.handover_to.is_none()) {
-            p.handover_to = Some(to_shard);
-            self.touched.insert(region_id);
-        }
-    }
-
-    /// Starts the transfer once nothing of the peer is in flight.
-    pub(super) fn maybe_start_handover(&mut self, region_id: u64) {
-        let Some(p) = self.peers.get_mut(&region_id) else { return };
-        let Some(to) = p.handover_to else { return };
-        if p.paused || p.applying_snapshot || p.unpersisted > 0 || !p.proposals.is_empty() || p.raw_node.has_ready() {
-            return;
-        }
-        let Ok(snap) = self.ctx.engine.snapshot() else { return };
-        p.paused = true;
-        p.lease.expire();
-        // A paused peer hears no read index: its waiting reads retry (and find the region
-        // at its new shard) rather than wait for the whole transfer.
-        p.reads.fail_all(&|| region_error::server_is_busy("region is moving between shards", 20));
-        let store = p.raw_node.store();
-        let region = store.region().clone();
-        let apply = store.apply_state().clone();
-        let hard_state = store.hard_state();
-        let (truncated, _) = store.truncated();
-        let last = p.raw_node.raft.raft_log.last_index();
-        let state = RegionLocalState {
-            state: PeerState::Normal as i32,
-            region: Some(region.clone()),
-            handover_seq: p.handover_seq + 1,
-        };
-        let ctx = self.ctx.clone();
-        self.handovers_in_flight.insert(region_id);
-        tracing::info!(region_id, from = ctx.shard_id, to, "handing region over");
-        glommio::spawn_local(async move {
-            let entries = if last > truncated {
-                match ctx.log.entries(region_id, truncated + 1, last + 1, None).await {
-                    Ok(v) => v.iter().filter_map(|e| decode_entry(e).ok()).collect(),
-                    Err(e) => {
-                        tracing::warn!(region_id, "handover: cannot read the log: {e}");
-                        ctx.push(Event::HandoverFailed { region_id });
-                        return;
-                    }
-                }
-            } else {
-                Vec::new()
-            };
-            let r2 = region.clone();
-            let data = glommio::executor()
-                .spawn_blocking(move || {
-                    let mut out = Vec::new();
-                    snap.scan(&r2.start_key, &r2.end_key, |k, v| {
-                        out.push((Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)));
-                        true
-                    })
-                    .map(|()| out)
-                })
-                .await;
-            let Ok(data) = data else {
-                ctx.push(Event::HandoverFailed { region_id });
-                return;
-            };
-            let h = Handover { state, apply, hard_state, entries, data, from_shard: ctx.shard_id };
-            if ctx.outbox.send(to, ShardMsg::HandoverIn(Box::new(h))).await.is_err() {
-                ctx.push(Event::HandoverFailed { region_id });
-            }
-        })
-        .detach();
-    }
-
-    /// A region arrives: write it durably, then create the peer.
-    pub(super) fn on_handover_in(&mut self, h: Handover) {
-        let region = h.state.region.clone().unwrap_or_default();
-        let region_id = region.id;
-        let mut wb = WriteBatch::default();
-        delete_data_range(&mut wb, &region.start_key, &region.end_key);
-        for (k, v) in &h.data {
-            wb.put(keys::data_key(k), v);
-        }
-        put_msg(&mut wb, &keys::region_state_key(region_id), &h.state);
-        put_msg(&mut wb, &keys::apply_state_key(region_id), &h.apply);
-        let ctx = self.ctx.clone();
-        glommio::spawn_local(async move {
-            let fail = |ctx: &super::ctx::ShardCtx| {
-                let _ = ctx.outbox.try_send(h.from_shard, ShardMsg::HandoverFailed { region_id });
-            };
-            if let Err(e) = ctx.engine.write_durable(wb).await {
-                tracing::error!(region_id, "handover write failed: {e}");
-                return fail(&ctx);
-            }
-            let (truncated, _) = h.apply.truncated_state.as_ref().map_or((0, 0), |t| (t.index, t.term));
-            let hs = core_shard::log::HardState {
-                term: h.hard_state.term,
-                vote: h.hard_state.vote,
-                commit: h.hard_state.commit,
-            };
-            let log = &ctx.log;
-            let entries: Vec<_> = h.entries.iter().map(encode_entry).collect();
-            let written = log
-                .remove(region_id)
-                .and_then(|d| {
-                    drop(d);
-                    log.compact(region_id, truncated + 1)
-                })
-                .and_then(|d| {
-                    drop(d);
-                    log.append(region_id, entries, Some(hs))
-                });
-            let durable = match written {
-                Ok(d) => d.await.is_ok(),
-                Err(_) => false,
-            };
-            if durable {
-                ctx.push(Event::HandoverLanded(Box::new(Landed {
-                    state: h.state,
-                    apply: h.apply,
-                    from_shard: h.from_shard,
-                })))
-            } else {
-                fail(&ctx)
-            }
-        })
-        .detach();
-    }
-
-    /// The handed-over region is durable here: start its peer.
-    pub(super) fn on_handover_landed(&mut self, l: Landed) {
-        let region = l.state.region.clone().unwrap_or_default();
-        let region_id = region.id;
-        let store_id = self.ctx.store_id.get();
-        let Some(me) = region.peers.iter().find(|p| p.store_id == store_id).cloned() else { return };
-        match Peer::new(&self.ctx, region, me, l.apply) {
-            Ok(mut peer) => {
-                peer.handover_seq = l.state.handover_seq;
-                self.peers.insert(region_id, peer);
-                self.touched.insert(region_id);
-                self.ctx.count_region(1);
-                self.ctx.announce(region_id, Some(self.ctx.shard_id));
-                let _ = self.ctx.outbox.try_send(l.from_shard, ShardMsg::HandoverDone { region_id });
-                tracing::info!(region_id, shard = self.ctx.shard_id, "region arrived from shard {}", l.from_shard);
-            }
-            Err(e) => {
-                tracing::error!(region_id, "cannot start handed-over peer: {e}");
-                let _ = self.ctx.outbox.try_send(l.from_shard, ShardMsg::HandoverFailed { region_id });
-            }
-        }
-    }
-
-    /// The target has the region: drop ours (its data, state and log here).
-    pub(super) fn on_handover_done(&mut self, region_id: u64) {
-        self.handovers_in_flight.remove(&region_id);
-        let Some(mut peer) = self.peers.remove(&region_id) else { return };
-        if peer.is_leader() {
-            self.ctx.count_leader(-1);
-        }
-        self.ctx.count_region(-1);
-        let moved = || region_error::server_is_busy("region moved to another shard", 5);
-        peer.fail_pending(moved, moved);
-        let region = peer.region().clone();
-        let mut wb = WriteBatch::default();
-        delete_data_range(&mut wb, &region.start_key, &region.end_key);
-        wb.delete(keys::region_state_key(region_id));
-        wb.delete(keys::apply_state_key(region_id));
-        if let Err(e) = self.ctx.engine.write(wb) {
-            tracing::warn!(region_id, "handover cleanup failed: {e}");
-        }
-        match self.ctx.log.remove(region_id) {
-            Ok(d) => drop(d),
-            Err(e) => tracing::warn!(region_id, "handover log cleanup failed: {e}"),
-        }
-    }
-
-    /// The target could not take the region: resume it here.
-    pub(super) fn on_handover_failed(&mut self, region_id: u64) {
-        self.handovers_in_flight.remove(&region_id);
-        if let Some(p) = self.peers.get_mut(&region_id) {
-            tracing::warn!(region_id, "handover failed; region stays on shard {}", self.ctx.shard_id);
-            p.paused = false;
-            p.handover_to = None;
-            self.touched.insert(region_id);
-        }
     }
 }
 

@@ -2,33 +2,36 @@
 //! everything queued since the last turn — then the readies of the peers those events
 //! touched, then flushes the transport (one batch per destination store).
 //!
-//! `dispatch` is dispatch only: each arm is one call (the raftstore-v2 fsm rule).
+//! `dispatch` is dispatch only: each arm is one call (the raftstore-v2 fsm rule). Handlers of
+//! generic events live here (`handlers`, `lifecycle`, `schedule`, `periodic` for the tick);
+//! a command's handlers live with its life in `crate::operation` (split, handover, log GC).
 
-pub mod ctx;
 mod handlers;
 mod lifecycle;
-pub mod msg;
 mod periodic;
 mod schedule;
 
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
-use ctx::ShardCtx;
-use msg::Event;
+use crate::ctx::ShardCtx;
+use crate::msg::Event;
 
-use crate::peer::Peer;
+use crate::peer::{Peer, Work};
 
 /// A shard's peers and their raft loop.
 pub struct Shard {
-    ctx: Rc<ShardCtx>,
-    peers: HashMap<u64, Peer>,
-    touched: BTreeSet<u64>,
+    pub(crate) ctx: Rc<ShardCtx>,
+    pub(crate) peers: HashMap<u64, Peer>,
+    /// Peers whose ready must be looked at this turn.
+    pub(crate) touched: BTreeSet<u64>,
     ticks: u64,
     /// When the last tick was handled (stall diagnostics).
     last_tick: std::time::Instant,
-    handovers_in_flight: BTreeSet<u64>,
-    destroying: BTreeSet<u64>,
+    /// Regions this shard is handing to another.
+    pub(crate) handovers_in_flight: BTreeSet<u64>,
+    /// Regions whose destroyed peer's state is being removed.
+    pub(crate) destroying: BTreeSet<u64>,
 }
 
 impl Shard {
@@ -85,6 +88,7 @@ impl Shard {
             Event::Persisted { region_id, peer_id, number, msgs } => {
                 self.on_persisted(region_id, peer_id, number, msgs)
             }
+            Event::ApplyWritten { region_id, peer_id } => self.on_apply_written(region_id, peer_id),
             Event::EntriesFetched { region_id, ctx } => self.on_entries_fetched(region_id, ctx),
             Event::SnapshotGenerated { region_id, snap } => self.on_snapshot_generated(region_id, snap),
             Event::SnapshotApplied { region_id, peer_id, number, msgs } => {
@@ -115,14 +119,14 @@ impl Shard {
         for region_id in touched {
             for _ in 0..8 {
                 let Some(peer) = self.peers.get_mut(&region_id) else { break };
-                if !peer.raw_node.has_ready() || peer.paused || peer.applying_snapshot {
+                if !peer.raft().has_ready() || !peer.allows(Work::Raft) {
                     break;
                 }
                 let effects = peer.handle_ready(&self.ctx);
                 self.after_ready(region_id, effects);
             }
             if let Some(peer) = self.peers.get_mut(&region_id) {
-                self.ctx.push_fetches(peer);
+                peer.push_fetches(&self.ctx);
                 peer.maybe_generate_snapshot(&self.ctx);
             }
             self.maybe_start_handover(region_id);

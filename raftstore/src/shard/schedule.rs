@@ -1,5 +1,5 @@
-//! Scheduling on the store side: carrying out PD's operator steps, telling stale peers they
-//! were removed, and moving regions between this store's shards (shard balance).
+//! The store's side of PD scheduling: region heartbeats (with lagging and down peers),
+//! carrying out PD's operator steps, and telling stale peers they were removed.
 
 use core_shard::oneshot;
 use net::proto::metapb::Region;
@@ -8,8 +8,11 @@ use net::proto::raft_cmdpb::ConfChangeType;
 use net::proto::raft_serverpb::RaftMessage;
 use raft::eraftpb;
 
+use net::proto::pdpb::RegionHeartbeatRequest;
+
 use super::Shard;
-use crate::operation::{conf_change, transfer_leader};
+use crate::msg::Event;
+use crate::peer::Work;
 
 impl Shard {
     /// A step of a PD operator: the leader carries it out if the epoch still matches.
@@ -17,15 +20,15 @@ impl Shard {
         let region_id = step.region_id;
         let Some(p) = self.peers.get_mut(&region_id) else { return };
         let epoch = step.region_epoch.clone().unwrap_or_default();
-        if !p.is_leader() || p.epoch() != epoch || p.paused || p.handover_to.is_some() {
+        if !p.is_leader() || p.epoch() != epoch || !p.allows(Work::Maintain) {
             return;
         }
         let (tx, _rx) = oneshot::channel();
         match step.step {
-            Some(Step::AddLearner(peer)) => conf_change::propose(p, &epoch, ConfChangeType::AddLearnerNode, peer, tx),
-            Some(Step::PromoteLearner(peer)) => conf_change::propose(p, &epoch, ConfChangeType::AddNode, peer, tx),
-            Some(Step::RemovePeer(peer)) => conf_change::propose(p, &epoch, ConfChangeType::RemoveNode, peer, tx),
-            Some(Step::TransferLeader(peer)) => transfer_leader::propose(p, &epoch, &peer, tx),
+            Some(Step::AddLearner(peer)) => p.propose_conf_change(&epoch, ConfChangeType::AddLearnerNode, peer, tx),
+            Some(Step::PromoteLearner(peer)) => p.propose_conf_change(&epoch, ConfChangeType::AddNode, peer, tx),
+            Some(Step::RemovePeer(peer)) => p.propose_conf_change(&epoch, ConfChangeType::RemoveNode, peer, tx),
+            Some(Step::TransferLeader(peer)) => p.propose_transfer_leader(&epoch, &peer, tx),
             None => return,
         }
         self.touched.insert(region_id);
@@ -63,34 +66,67 @@ impl Shard {
         let Some(p) = self.peers.get(&m.region_id) else { return };
         let theirs = m.region_epoch.clone().unwrap_or_default();
         let mine = p.epoch();
-        let addressed_to_me = m.to_peer.as_ref().is_some_and(|t| t.id == p.meta.id);
+        let addressed_to_me = m.to_peer.as_ref().is_some_and(|t| t.id == p.peer_id());
         if addressed_to_me && theirs.conf_ver > mine.conf_ver {
-            tracing::info!(region_id = m.region_id, peer = p.meta.id, "removed from the region while away; destroying");
+            tracing::info!(
+                region_id = m.region_id,
+                peer = p.peer_id(),
+                "removed from the region while away; destroying"
+            );
             self.destroy_peer(m.region_id, true);
         }
     }
 
-    /// Shard balance: move one region of this shard to `to_shard` — a leader when this shard
-    /// leads more regions than the target, a follower otherwise.
-    pub(super) fn on_rebalance(&mut self, to_shard: usize) {
-        if !self.handovers_in_flight.is_empty() || self.peers.values().any(|p| p.handover_to.is_some()) {
-            return;
-        }
-        let leaders = &self.ctx.shared.leader_counts;
-        let more_leaders_here = leaders[self.ctx.shard_id].load(std::sync::atomic::Ordering::Relaxed)
-            > leaders.get(to_shard).map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed));
-        let candidates = || {
-            self.peers
-                .values()
-                .filter(|p| p.is_initialized() && !p.paused && !p.applying_snapshot && p.splitting.is_none())
-        };
-        let pick = candidates()
-            .find(|p| p.is_leader() == more_leaders_here)
-            .or_else(|| candidates().next())
-            .map(|p| p.region_id());
-        if let Some(region_id) = pick {
-            self.ctx.shared.shard_moves.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.on_handover_out(region_id, to_shard);
+    /// Region heartbeats to PD from the leaders that have news (`all`: every leader); PD's
+    /// answer may carry an operator step.
+    pub(super) fn send_region_heartbeats(&mut self, all: bool) {
+        for p in self.peers.values_mut() {
+            let due = p.take_heartbeat_due();
+            if !p.is_leader() || !(all || due) {
+                continue;
+            }
+            let (pending_peers, down_peers) = lagging_peers(p);
+            let req = RegionHeartbeatRequest {
+                header: None,
+                region: Some(p.region().clone()),
+                leader: Some(p.meta().clone()),
+                leader_shard: self.ctx.shard_id as u32,
+                down_peers,
+                pending_peers,
+                approximate_size: p.approximate().0,
+                approximate_keys: p.approximate().1,
+                term: p.raft().raft.term,
+            };
+            let ctx = self.ctx.clone();
+            glommio::spawn_local(async move {
+                match ctx.pd.region_heartbeat(req).await {
+                    Ok(Some(step)) => ctx.push(Event::Operator(Box::new(step))),
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!("region heartbeat: {e}"),
+                }
+            })
+            .detach();
         }
     }
+}
+
+/// Peers the leader sees lagging (pending: needs a snapshot or has not caught up to the
+/// log's start) and silent (down: not heard from within an election timeout).
+fn lagging_peers(p: &crate::peer::Peer) -> (Vec<net::proto::metapb::Peer>, Vec<net::proto::metapb::Peer>) {
+    let (truncated, _) = p.raft().store().truncated();
+    let mut pending = Vec::new();
+    let mut down = Vec::new();
+    for (id, pr) in p.raft().raft.prs().iter() {
+        if *id == p.peer_id() {
+            continue;
+        }
+        let Some(peer) = p.peer_by_id(*id).cloned() else { continue };
+        if pr.state == raft::ProgressState::Snapshot || pr.matched < truncated || pr.matched == 0 {
+            pending.push(peer.clone());
+        }
+        if !pr.recent_active {
+            down.push(peer);
+        }
+    }
+    (pending, down)
 }

@@ -2,111 +2,15 @@
 
 use bytes::Bytes;
 use core_shard::oneshot;
-use net::proto::errorpb::RegionError;
-use net::proto::metapb::{self, RegionEpoch};
-use net::proto::raft_cmdpb::{self, AdminResponse};
+use net::proto::metapb::RegionEpoch;
+use net::proto::raft_cmdpb;
 use net::proto::raft_serverpb::{RaftApplyState, RaftMessage, RegionLocalState};
 use raft::eraftpb::{self, Snapshot};
 use raft::GetEntriesContext;
 
+use crate::cmd::{AdminCmd, CmdError, CmdResult, ReadRequest, ReadResult, RegionDebug};
+use crate::request::Request;
 use crate::tracker::Ticket;
-
-/// Why a command failed.
-#[derive(Debug, Clone)]
-pub enum CmdError {
-    /// Routing is wrong: the client fixes it and retries.
-    Region(Box<RegionError>),
-    /// The command itself failed (not retryable as is).
-    Other(String),
-}
-
-/// The result of a replicated command.
-#[derive(Debug, Clone, Default)]
-pub struct CmdResponse {
-    /// One response per request of a normal command.
-    pub responses: Vec<raft_cmdpb::Response>,
-    /// The result of an admin command.
-    pub admin: Option<AdminResponse>,
-}
-
-/// A command's result.
-pub type CmdResult = Result<CmdResponse, CmdError>;
-
-/// A read executed by the leader (lease or read index).
-#[derive(Debug, Clone)]
-pub enum ReadRequest {
-    /// One key.
-    Get {
-        /// The key.
-        key: Bytes,
-    },
-    /// Many keys.
-    BatchGet {
-        /// The keys.
-        keys: Vec<Bytes>,
-    },
-    /// A range.
-    Scan {
-        /// First key (inclusive).
-        start: Bytes,
-        /// Last key (exclusive; empty = the region's end).
-        end: Bytes,
-        /// At most this many (0 = no limit).
-        limit: u32,
-        /// Descending.
-        reverse: bool,
-        /// Keys only.
-        key_only: bool,
-    },
-}
-
-/// Pairs found by a read (`None` value = not found, for gets).
-pub type ReadResult = Result<Vec<(Bytes, Option<Bytes>)>, CmdError>;
-
-/// Operator commands.
-#[derive(Debug, Clone)]
-pub enum AdminCmd {
-    /// Add or remove a peer.
-    ChangePeer {
-        /// The change.
-        change_type: raft_cmdpb::ConfChangeType,
-        /// The peer.
-        peer: metapb::Peer,
-    },
-    /// Move leadership.
-    TransferLeader {
-        /// To this peer.
-        peer: metapb::Peer,
-    },
-    /// Split at a key.
-    Split {
-        /// The first key of the new region.
-        split_key: Bytes,
-    },
-}
-
-/// A peer's view of its region, for debugging and checksums.
-#[derive(Debug, Clone, Default)]
-pub struct RegionDebug {
-    /// The region.
-    pub region: metapb::Region,
-    /// Applied index.
-    pub applied_index: u64,
-    /// Truncated index.
-    pub truncated_index: u64,
-    /// Last log index.
-    pub last_index: u64,
-    /// Commit index.
-    pub commit_index: u64,
-    /// Current term.
-    pub term: u64,
-    /// Whether this peer leads.
-    pub is_leader: bool,
-    /// CRC32C over keys and values in key order.
-    pub checksum: u64,
-    /// Keys.
-    pub key_count: u64,
-}
 
 /// A region handed from one shard to another of the same store.
 #[derive(Debug)]
@@ -198,6 +102,13 @@ pub enum Event {
         number: u64,
         /// Messages to send now.
         msgs: Vec<eraftpb::Message>,
+    },
+    /// An apply batch that met a RocksDB write stall is written.
+    ApplyWritten {
+        /// Region.
+        region_id: u64,
+        /// Peer id (the peer may have been replaced meanwhile).
+        peer_id: u64,
     },
     /// Entries raft asked for are in the log cache now.
     EntriesFetched {
@@ -330,16 +241,14 @@ pub enum ShardMsg {
         from: usize,
         /// Correlation id at the origin.
         id: u64,
-        /// The method.
-        method: net::Method,
-        /// The encoded request.
-        payload: Bytes,
+        /// The request, decoded.
+        request: Box<Request>,
     },
     /// The reply of a forwarded request.
     ForwardReply {
         /// Correlation id.
         id: u64,
-        /// The encoded response, or a status.
+        /// The encoded response (with its shard hint), or a status.
         result: Result<Bytes, net::proto::rpcpb::Status>,
     },
     /// Directory change: `region` now lives on `shard` (`None`: gone from the store).
@@ -362,7 +271,7 @@ pub enum ShardMsg {
         /// Region.
         region_id: u64,
         /// `(start, end, version)`.
-        range: Option<(Bytes, Bytes, u64)>,
+        range: Option<crate::directory::Range>,
     },
     /// To the coordinator (shard 0): place a region created from a raft message.
     Place(Box<RaftMessage>),

@@ -1,25 +1,28 @@
-//! PD's scheduling loop and its RPCs: plans from the replica checker and the balance
-//! schedulers become operators; heartbeats advance them and carry their steps; operators and
-//! schedulers are listed, added, canceled, paused and configured by operators (people) via
+//! The scheduling coordinator: plans from the replica checker and the balance schedulers
+//! become operators; heartbeats advance them and carry their steps; operators and schedulers
+//! are listed, added, canceled, paused and configured by operators (people) via
 //! `percore-ctl`. The configuration and the paused set are persisted.
+//!
+//! It reads the cluster it is given and knows nothing of the server: `server` checks each
+//! request's header, then hands it here with the cluster, the id allocator and the storage.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::rc::Rc;
 use std::time::Duration;
 
 use net::proto::metapb::Peer;
 use net::proto::pdpb::*;
 
+use super::config::ScheduleConfig;
+use super::controller::OperatorController;
+use super::filter::store_views;
+use super::operator::{Operator, Step};
+use super::replica::new_peer;
+use super::{balance, replica, Plan, SCHEDULERS};
+use crate::cluster::Cluster;
 use crate::error::{PdError, Result};
+use crate::id_alloc::IdAllocator;
 use crate::region_tree::RegionInfo;
-use crate::schedule::config::ScheduleConfig;
-use crate::schedule::controller::OperatorController;
-use crate::schedule::filter::store_views;
-use crate::schedule::operator::{Operator, Step};
-use crate::schedule::replica::new_peer;
-use crate::schedule::{balance, replica, Plan, SCHEDULERS};
-use crate::server::Pd;
 use crate::storage::{Storage, Write};
 use crate::tso::now_ms;
 
@@ -67,52 +70,42 @@ fn bad(msg: impl Into<String>) -> PdError {
     PdError::server(ErrorType::InvalidArgument, msg)
 }
 
-impl Pd {
-    /// Runs the schedulers every `schedule-interval` until the task is dropped.
-    pub fn start_scheduler(self: &Rc<Self>) -> glommio::Task<()> {
-        let pd = self.clone();
-        glommio::spawn_local(async move {
-            loop {
-                let interval = pd.sched.cfg.borrow().schedule_interval_ms;
-                glommio::timer::sleep(Duration::from_millis(interval)).await;
-                if let Err(e) = pd.schedule_once().await {
-                    tracing::warn!("scheduling: {e}");
-                }
-            }
-        })
+impl Scheduling {
+    /// How long to wait between scheduling rounds.
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.cfg.borrow().schedule_interval_ms)
     }
 
     /// One round: sweep finished operators, then collect and create new ones.
-    pub async fn schedule_once(&self) -> Result<()> {
-        let plans = self.plan_round();
+    pub async fn schedule_once(&self, cluster: &RefCell<Cluster>, ids: &IdAllocator) -> Result<()> {
+        let plans = self.plan_round(&cluster.borrow());
         for (region, plan) in plans {
-            let steps = self.assign_peer_ids(plan.steps).await?;
+            let steps = assign_peer_ids(ids, plan.steps).await?;
             let op = Operator::new(&region, plan.source, plan.description, steps, now_ms());
-            let cfg = self.sched.config();
-            if let Err(why) = self.sched.ops.borrow_mut().add(op, &cfg) {
+            let cfg = self.config();
+            if let Err(why) = self.ops.borrow_mut().add(op, &cfg) {
                 tracing::debug!("operator not added: {why}");
             }
         }
         Ok(())
     }
 
-    fn plan_round(&self) -> Vec<(RegionInfo, Plan)> {
+    fn plan_round(&self, c: &Cluster) -> Vec<(RegionInfo, Plan)> {
         let now = now_ms();
-        let cfg = self.sched.config();
-        let c = self.cluster.borrow();
+        let cfg = self.config();
         if !c.bootstrapped {
             return Vec::new();
         }
         let regions: BTreeMap<u64, RegionInfo> =
             c.regions.all().into_iter().map(|r| (r.region.id, r.clone())).collect();
-        let mut views = store_views(&c.stores, &c.regions, self.sched.start_ms);
-        let mut ops = self.sched.ops.borrow_mut();
+        let mut views = store_views(&c.stores, &c.regions, self.start_ms);
+        let mut ops = self.ops.borrow_mut();
         ops.sweep(&regions, now, &cfg);
         ops.influence(&regions, &mut views);
         let mut busy = ops.busy_regions();
         drop(ops);
         let mut plans: Vec<(RegionInfo, Plan)> = Vec::new();
-        if !self.sched.is_paused("replica-checker") {
+        if !self.is_paused("replica-checker") {
             for r in regions.values() {
                 if busy.contains(&r.region.id) {
                     continue;
@@ -125,10 +118,10 @@ impl Pd {
         }
         let refs: Vec<&RegionInfo> = regions.values().collect();
         let mut balance_plans = Vec::new();
-        if !self.sched.is_paused("balance-leader") {
+        if !self.is_paused("balance-leader") {
             balance_plans.extend(balance::balance_leader(&refs, &mut views, &mut busy, now, &cfg));
         }
-        if !self.sched.is_paused("balance-region") {
+        if !self.is_paused("balance-region") {
             balance_plans.extend(balance::balance_region(&refs, &mut views, &mut busy, now, &cfg));
         }
         for p in balance_plans {
@@ -139,55 +132,33 @@ impl Pd {
         plans
     }
 
-    /// Gives every new peer of a plan (id 0) a fresh id — one per store.
-    async fn assign_peer_ids(&self, steps: Vec<Step>) -> Result<Vec<Step>> {
-        let mut ids: HashMap<u64, u64> = HashMap::new();
-        let mut out = Vec::with_capacity(steps.len());
-        for s in steps {
-            let fill = |p: &Peer, ids: &HashMap<u64, u64>| Peer { id: ids[&p.store_id], ..p.clone() };
-            let needs = match &s {
-                Step::AddLearner(p) | Step::Promote(p) if p.id == 0 => Some(p.store_id),
-                _ => None,
-            };
-            if let Some(store) = needs {
-                if let std::collections::hash_map::Entry::Vacant(e) = ids.entry(store) {
-                    e.insert(self.ids.alloc().await?);
-                }
-            }
-            out.push(match s {
-                Step::AddLearner(p) if p.id == 0 => Step::AddLearner(fill(&p, &ids)),
-                Step::Promote(p) if p.id == 0 => Step::Promote(fill(&p, &ids)),
-                other => other,
-            });
-        }
-        Ok(out)
-    }
-
     /// The step for the region's leader after a heartbeat.
-    pub(crate) fn step_for_region(&self, region_id: u64) -> Option<OperatorStep> {
-        let c = self.cluster.borrow();
+    pub fn step_for_region(&self, c: &Cluster, region_id: u64) -> Option<OperatorStep> {
         let r = c.regions.get(region_id)?;
-        let cfg = self.sched.config();
-        self.sched.ops.borrow_mut().on_region(r, now_ms(), &cfg)
+        let cfg = self.config();
+        self.ops.borrow_mut().on_region(r, now_ms(), &cfg)
     }
 
     /// Steps for every region the store leads.
-    pub(crate) fn steps_for_store(&self, store_id: u64) -> Vec<OperatorStep> {
-        let c = self.cluster.borrow();
+    pub fn steps_for_store(&self, c: &Cluster, store_id: u64) -> Vec<OperatorStep> {
         let regions = c.regions.all();
-        let cfg = self.sched.config();
-        self.sched.ops.borrow_mut().steps_for_store(store_id, &regions, now_ms(), &cfg)
+        let cfg = self.config();
+        self.ops.borrow_mut().steps_for_store(store_id, &regions, now_ms(), &cfg)
     }
 
-    pub(crate) fn get_operators(&self, req: GetOperatorsRequest) -> Result<GetOperatorsResponse> {
-        self.check_header(&req.header)?;
-        Ok(GetOperatorsResponse { header: None, operators: self.sched.ops.borrow().list(req.include_finished) })
+    /// Operators running (and, if asked, finished).
+    pub fn get_operators(&self, req: GetOperatorsRequest) -> GetOperatorsResponse {
+        GetOperatorsResponse { header: None, operators: self.ops.borrow().list(req.include_finished) }
     }
 
-    pub(crate) async fn add_operator(&self, req: AddOperatorRequest) -> Result<AddOperatorResponse> {
-        self.check_header(&req.header)?;
-        let region = self
-            .cluster
+    /// An operator made by hand (`percore-ctl operator add`); it replaces a scheduler's.
+    pub async fn add_operator(
+        &self,
+        cluster: &RefCell<Cluster>,
+        ids: &IdAllocator,
+        req: AddOperatorRequest,
+    ) -> Result<AddOperatorResponse> {
+        let region = cluster
             .borrow()
             .regions
             .get(req.region_id)
@@ -229,20 +200,20 @@ impl Pd {
                 )))
             }
         };
-        let steps = self.assign_peer_ids(steps).await?;
+        let steps = assign_peer_ids(ids, steps).await?;
         let desc = format!("region {}: {} (by hand)", req.region_id, req.kind);
         let op = Operator::new(&region, "admin", desc, steps, now_ms());
-        let cfg = self.sched.config();
-        let mut ops = self.sched.ops.borrow_mut();
+        let cfg = self.config();
+        let mut ops = self.ops.borrow_mut();
         // A hand-made operator replaces a scheduler's.
         ops.cancel(req.region_id);
         let info = ops.add(op, &cfg).map_err(bad)?;
         Ok(AddOperatorResponse { header: None, operator: Some(info) })
     }
 
-    pub(crate) fn cancel_operator(&self, req: CancelOperatorRequest) -> Result<CancelOperatorResponse> {
-        self.check_header(&req.header)?;
-        if !self.sched.ops.borrow_mut().cancel(req.region_id) {
+    /// Cancels a region's operator.
+    pub fn cancel_operator(&self, req: CancelOperatorRequest) -> Result<CancelOperatorResponse> {
+        if !self.ops.borrow_mut().cancel(req.region_id) {
             return Err(PdError::server(
                 ErrorType::RegionNotFound,
                 format!("region {} has no operator", req.region_id),
@@ -251,26 +222,30 @@ impl Pd {
         Ok(CancelOperatorResponse::default())
     }
 
-    pub(crate) fn list_schedulers(&self, req: ListSchedulersRequest) -> Result<ListSchedulersResponse> {
-        self.check_header(&req.header)?;
+    /// The schedulers and whether each is paused.
+    pub fn list_schedulers(&self, _req: ListSchedulersRequest) -> ListSchedulersResponse {
         let schedulers = SCHEDULERS
             .iter()
             .map(|(name, desc)| SchedulerInfo {
                 name: name.to_string(),
-                paused: self.sched.is_paused(name),
+                paused: self.is_paused(name),
                 description: desc.to_string(),
             })
             .collect();
-        Ok(ListSchedulersResponse { header: None, schedulers })
+        ListSchedulersResponse { header: None, schedulers }
     }
 
-    pub(crate) async fn pause_scheduler(&self, req: PauseSchedulerRequest) -> Result<PauseSchedulerResponse> {
-        self.check_header(&req.header)?;
+    /// Pauses or resumes a scheduler (persisted in `storage`).
+    pub async fn pause_scheduler(
+        &self,
+        storage: &Storage,
+        req: PauseSchedulerRequest,
+    ) -> Result<PauseSchedulerResponse> {
         if !SCHEDULERS.iter().any(|(n, _)| *n == req.name) {
             return Err(bad(format!("unknown scheduler {:?}", req.name)));
         }
         let list = {
-            let mut p = self.sched.paused.borrow_mut();
+            let mut p = self.paused.borrow_mut();
             if req.pause {
                 p.insert(req.name.clone());
             } else {
@@ -278,25 +253,53 @@ impl Pd {
             }
             p.iter().cloned().collect::<Vec<_>>().join(",")
         };
-        self.storage.write(Write::synced().put(PAUSED_KEY.to_vec(), list.into_bytes())).await?;
+        storage.write(Write::synced().put(PAUSED_KEY.to_vec(), list.into_bytes())).await?;
         Ok(PauseSchedulerResponse::default())
     }
 
-    pub(crate) async fn schedule_config(&self, req: ScheduleConfigRequest) -> Result<ScheduleConfigResponse> {
-        self.check_header(&req.header)?;
+    /// Shows, and with `set` changes, the configuration (persisted in `storage`).
+    pub async fn schedule_config(
+        &self,
+        storage: &Storage,
+        req: ScheduleConfigRequest,
+    ) -> Result<ScheduleConfigResponse> {
         if !req.set.is_empty() {
-            let mut next = self.sched.config();
+            let mut next = self.config();
             for (k, v) in &req.set {
                 next.set(k, v).map_err(bad)?;
             }
-            self.storage.write(Write::synced().put(CONFIG_KEY.to_vec(), next.encode())).await?;
-            *self.sched.cfg.borrow_mut() = next;
+            storage.write(Write::synced().put(CONFIG_KEY.to_vec(), next.encode())).await?;
+            *self.cfg.borrow_mut() = next;
         }
-        Ok(ScheduleConfigResponse { header: None, config: self.sched.config().to_map().into_iter().collect() })
+        Ok(ScheduleConfigResponse { header: None, config: self.config().to_map().into_iter().collect() })
     }
 
     /// Operators created since PD started.
     pub fn operators_created(&self) -> u64 {
-        self.sched.ops.borrow().created
+        self.ops.borrow().created
     }
+}
+
+/// Gives every new peer of a plan (id 0) a fresh id — one per store.
+async fn assign_peer_ids(ids_alloc: &IdAllocator, steps: Vec<Step>) -> Result<Vec<Step>> {
+    let mut ids: HashMap<u64, u64> = HashMap::new();
+    let mut out = Vec::with_capacity(steps.len());
+    for s in steps {
+        let fill = |p: &Peer, ids: &HashMap<u64, u64>| Peer { id: ids[&p.store_id], ..p.clone() };
+        let needs = match &s {
+            Step::AddLearner(p) | Step::Promote(p) if p.id == 0 => Some(p.store_id),
+            _ => None,
+        };
+        if let Some(store) = needs {
+            if let std::collections::hash_map::Entry::Vacant(e) = ids.entry(store) {
+                e.insert(ids_alloc.alloc().await?);
+            }
+        }
+        out.push(match s {
+            Step::AddLearner(p) if p.id == 0 => Step::AddLearner(fill(&p, &ids)),
+            Step::Promote(p) if p.id == 0 => Step::Promote(fill(&p, &ids)),
+            other => other,
+        });
+    }
+    Ok(out)
 }
