@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 use net::proto::raft_serverpb::RaftMessage;
+use raft::eraftpb::MessageType;
 
 use crate::service::StoreService;
 use crate::shard::ctx::ShardCtx;
@@ -25,7 +26,9 @@ pub fn route_raft(ctx: &ShardCtx, m: RaftMessage) {
     }
 }
 
-fn send(ctx: &ShardCtx, to: usize, msg: ShardMsg) {
+/// Sends `msg` to shard `to`: at once if its mailbox has room; otherwise raft messages are
+/// dropped (raft retransmits) and anything else waits in a task.
+pub fn send(ctx: &ShardCtx, to: usize, msg: ShardMsg) {
     if let Err(core_shard::mailbox::TrySendError::Full(msg)) = ctx.outbox.try_send(to, msg) {
         // The mailbox is full this turn: raft messages may be dropped (raft retransmits),
         // everything else waits.
@@ -46,12 +49,18 @@ fn place(ctx: &ShardCtx, m: RaftMessage) {
     }
     // A region whose range an initialized region of this store still covers is being created
     // by a split this store has not applied yet: the split creates the peer, not the message.
+    // A vote request is kept until then and delivered to the new peer: the new region's
+    // first candidate (next to the parent's leader, which applies the split first) would
+    // otherwise wait a whole election timeout (1-2 s) before asking again, and the new region
+    // would have no leader meanwhile.
     if let Some(other) = ctx.overlapping_region(m.region_id, &m.start_key, &m.end_key) {
-        tracing::debug!(
-            region_id = m.region_id,
-            overlapping = other,
-            "message for a region still covered here; dropped"
-        );
+        let vote = m.message.as_ref().is_some_and(|msg| {
+            msg.msg_type == MessageType::MsgRequestVote as i32 || msg.msg_type == MessageType::MsgRequestPreVote as i32
+        });
+        tracing::debug!(region_id = m.region_id, overlapping = other, vote, "message for a region still covered here");
+        if vote {
+            ctx.hold_for_split(m);
+        }
         return;
     }
     let target = ctx.shared.least_loaded_shard();
@@ -70,6 +79,9 @@ fn route_raft_to(ctx: &ShardCtx, shard: usize, m: RaftMessage) {
 /// Coordinator: a split created `region_id` on `shard`; move it if another shard has
 /// clearly fewer regions.
 fn on_created(ctx: &ShardCtx, region_id: u64, shard: usize) {
+    for m in ctx.take_held_for_split(region_id) {
+        route_raft(ctx, m);
+    }
     if !ctx.cfg.split.balance_shards_on_split || ctx.shards < 2 {
         return;
     }

@@ -102,6 +102,9 @@ impl StoreShared {
     }
 }
 
+/// Vote requests the coordinator keeps for regions that splits will create.
+pub const HELD_FOR_SPLIT: usize = 256;
+
 /// A shard's context.
 pub struct ShardCtx {
     /// This shard.
@@ -133,6 +136,9 @@ pub struct ShardCtx {
     pub ranges: RefCell<HashMap<u64, (bytes::Bytes, bytes::Bytes, u64)>>,
     /// Client requests in flight on this shard, their stages and the bound on their wait.
     pub requests: RefCell<RequestTracker>,
+    /// Coordinator only: vote requests for regions a split this store has not applied yet
+    /// will create, oldest first (at most [`HELD_FOR_SPLIT`]).
+    held_for_split: RefCell<VecDeque<RaftMessage>>,
     events: RefCell<VecDeque<Event>>,
     wake: Notify,
     forwards: RefCell<HashMap<u64, oneshot::Sender<Result<bytes::Bytes, net::proto::rpcpb::Status>>>>,
@@ -170,6 +176,7 @@ impl ShardCtx {
             dir: RefCell::new(HashMap::new()),
             ranges: RefCell::new(HashMap::new()),
             requests: RefCell::new(RequestTracker::new(slow_after)),
+            held_for_split: RefCell::new(VecDeque::new()),
             events: RefCell::new(VecDeque::new()),
             wake: Notify::new(),
             forwards: RefCell::new(HashMap::new()),
@@ -254,6 +261,23 @@ impl ShardCtx {
             let overlap = (e.is_empty() || start < &e[..]) && (end.is_empty() || &s[..] < end);
             (id != region_id && overlap).then_some(id)
         })
+    }
+
+    /// Coordinator: keeps a vote request for a region a split will create here.
+    pub fn hold_for_split(&self, m: RaftMessage) {
+        let mut held = self.held_for_split.borrow_mut();
+        if held.len() >= HELD_FOR_SPLIT {
+            held.pop_front();
+        }
+        held.push_back(m);
+    }
+
+    /// Coordinator: the held messages of `region_id` (its split was applied here).
+    pub fn take_held_for_split(&self, region_id: u64) -> Vec<RaftMessage> {
+        let mut held = self.held_for_split.borrow_mut();
+        let (theirs, rest): (Vec<_>, Vec<_>) = held.drain(..).partition(|m| m.region_id == region_id);
+        held.extend(rest);
+        theirs
     }
 
     /// Updates the local directory only.

@@ -205,8 +205,7 @@ impl Shard {
                 self.touched.insert(right.id);
                 self.ctx.count_region(1);
                 self.ctx.announce(right.id, Some(self.ctx.shard_id));
-                let _ =
-                    self.ctx.outbox.try_send(0, ShardMsg::Created { region_id: right.id, shard: self.ctx.shard_id });
+                crate::router::send(&self.ctx, 0, ShardMsg::Created { region_id: right.id, shard: self.ctx.shard_id });
             }
             Err(e) => tracing::error!(region_id = right.id, "cannot create the split's peer: {e}"),
         }
