@@ -45,6 +45,7 @@ fuzz-smoke: setup
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	python3 scripts/import-cycles.py
 
 bench-log: setup
 	$(CARGO) run --release -p percore-bench -- log --regions 64 --entry-size 128 --duration 10s --json

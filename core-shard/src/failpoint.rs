@@ -20,6 +20,13 @@
 //! | `snapshot::apply::after_data` | its data durable, the raft log not yet reset |
 //! | `split::apply::before` | a split command about to be applied |
 //! | `split::apply::after` | the split written, the new region's peer not yet created |
+//!
+//! And one fault point, [`fault_point!`](crate::fault_point), which makes something fail the
+//! way the real world can instead of crashing:
+//!
+//! | name | what |
+//! |---|---|
+//! | `engine::write::stall` | RocksDB refuses an apply write as during a write stall |
 
 #[doc(hidden)]
 pub use fail;
@@ -35,5 +42,17 @@ pub fn crash(name: &str) -> ! {
 macro_rules! crash_point {
     ($name:literal) => {
         $crate::failpoint::fail::fail_point!($name, |_| $crate::failpoint::crash($name))
+    };
+}
+
+/// Whether fault point `name` fires now (see the module docs); always `false` unless built
+/// with `failpoints`.
+#[macro_export]
+macro_rules! fault_point {
+    ($name:literal) => {
+        (|| {
+            $crate::failpoint::fail::fail_point!($name, |_| true);
+            false
+        })()
     };
 }

@@ -143,6 +143,9 @@ impl KvEngine {
         wo.disable_wal(true);
         wo.set_no_slowdown(true);
         let db = self.db().map_err(WriteError::Failed)?;
+        if core_shard::fault_point!("engine::write::stall") {
+            return Err(WriteError::Stalled(batch));
+        }
         match db.write_opt_ref(&batch, &wo) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => Err(WriteError::Stalled(batch)),

@@ -60,16 +60,29 @@ log-gc-count-limit = 200\nlog-gc-keep = 10\n[split]\nregion-split-size = 262144\
 /// Starts a store; until it has printed its first line, a crash point may already fire (then
 /// `None`).
 fn server(pd: &str, dir: &Path, config: &Path, failpoint: Option<&str>) -> Option<Proc> {
+    let failpoints = failpoint.map(|f| format!("{f}=return"));
+    server_with(pd, dir, config, failpoints.as_deref(), "warn", Stdio::inherit())
+}
+
+/// [`server`] with a whole `FAILPOINTS` value, a log filter and where its stderr goes.
+fn server_with(
+    pd: &str,
+    dir: &Path,
+    config: &Path,
+    failpoints: Option<&str>,
+    log: &str,
+    stderr: Stdio,
+) -> Option<Proc> {
     let mut cmd = Command::new(bin("percore-server"));
-    cmd.args(["--pd", pd, "--addr", "127.0.0.1:0", "--shards", "1", "--log", "warn", "--data-dir"])
+    cmd.args(["--pd", pd, "--addr", "127.0.0.1:0", "--shards", "1", "--log", log, "--data-dir"])
         .arg(dir)
         .arg("--config")
         .arg(config);
-    match failpoint {
-        Some(f) => cmd.env("FAILPOINTS", format!("{f}=return")),
+    match failpoints {
+        Some(f) => cmd.env("FAILPOINTS", f),
         None => cmd.env_remove("FAILPOINTS"),
     };
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn");
+    let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn");
     let mut line = String::new();
     let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
     if line.is_empty() {
@@ -222,4 +235,56 @@ fn crash_before_split_apply() {
 #[test]
 fn crash_after_split_apply() {
     crash_at("split::apply::after");
+}
+
+/// RocksDB refusing a tenth of the apply writes, as during a write stall (the
+/// `engine::write::stall` fault point): the stores finish those writes on the blocking pool
+/// while the peer waits. Every acknowledged write stays readable, the replicas converge, and
+/// the stall path was taken.
+#[test]
+fn stalled_apply_writes_finish_off_the_executor() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("store.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let mut pd_cmd = Command::new(bin("percore-pd"));
+    pd_cmd.args(["--addr", "127.0.0.1:0", "--log", "warn", "--data-dir"]).arg(dir.path().join("pd"));
+    let pd = Proc::spawn(&mut pd_cmd, "percore-pd listening on");
+    let pd_addr = pd.line.rsplit(' ').next().unwrap().to_string();
+    let logs: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("s{i}.log"))).collect();
+    let mut stores: Vec<Proc> = (0..3)
+        .map(|i| {
+            let log = std::fs::File::create(&logs[i]).unwrap();
+            let failpoints = Some("engine::write::stall=10%return");
+            let filter = "warn,raftstore::operation=info";
+            server_with(&pd_addr, &dir.path().join(format!("s{i}")), &config, failpoints, filter, log.into())
+                .expect("store starts")
+        })
+        .collect();
+    let ids: Vec<u64> =
+        stores.iter().map(|p| p.line.split_whitespace().nth(2).and_then(|s| s.parse::<u64>().ok()).unwrap()).collect();
+    let acked = workload::acked();
+    let (p, ids2) = (pd_addr.clone(), ids.clone());
+    cluster::run(move || async move {
+        let (pd, kv) = (cluster::pd_client(&p), cluster::kv_client(&p));
+        cluster::replicate_all(&pd, &kv, &ids2).await;
+    });
+    write_until(&pd_addr, &acked, 0, 300, Arc::new(AtomicBool::new(false)));
+    let (p, a) = (pd_addr.clone(), acked.clone());
+    let n = acked.lock().unwrap().len();
+    assert_eq!(n, 1200, "every write was acknowledged");
+    let regions = cluster::run(move || async move {
+        let (pd, kv) = (cluster::pd_client(&p), cluster::kv_client(&p));
+        workload::verify(&kv, &a).await;
+        cluster::wait_replicas_converge(&pd, &kv, Duration::from_secs(60)).await
+    });
+    for s in stores.iter_mut() {
+        s.kill9();
+    }
+    drop(pd);
+    let stalled: usize = logs
+        .iter()
+        .map(|l| std::fs::read_to_string(l).unwrap().matches("apply batch is written on the blocking pool").count())
+        .sum();
+    eprintln!("{n} acknowledged writes intact, {regions} regions converged, {stalled} stalled apply writes");
+    assert!(stalled > 0, "no apply write took the stall path");
 }
