@@ -2,6 +2,8 @@
 # Installs what building Percore needs on a fresh Debian/Ubuntu machine, only when missing:
 #   libclang-dev       — bindgen for RocksDB's C API (librocksdb-sys)
 #   protobuf-compiler  — protoc for raft-rs's prost codec and our .proto files
+# `scripts/setup.sh bench` also installs what the side-by-side benchmarks and profiling use:
+#   redis-server, redis-tools (redis-cli, redis-benchmark), linux-perf
 # Idempotent and quiet when everything is there.
 set -euo pipefail
 
@@ -20,6 +22,11 @@ have_libclang || missing+=(libclang-dev)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
+if [ "${1:-}" = bench ]; then
+    command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+    command -v redis-benchmark >/dev/null 2>&1 || missing+=(redis-tools)
+    command -v perf >/dev/null 2>&1 || missing+=(linux-perf)
+fi
 
 if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]}" >&2

@@ -25,7 +25,8 @@ PORT=${PORT:-16379}
 BENCH=${BENCH:-${CARGO_TARGET_DIR:-$HOME/.cache/percore/target}/release/percore-bench}
 WORKLOADS=${WORKLOADS:-"c a"}
 
-command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install -y redis-server" >&2; exit 1; }
+scripts/setup.sh bench
+command -v redis-server >/dev/null || { echo "redis-server is missing (scripts/setup.sh bench did not install it)" >&2; exit 1; }
 [ -x "$BENCH" ] || { echo "$BENCH is missing: cargo build --release -p percore-bench" >&2; exit 1; }
 mkdir -p "$OUT"
 

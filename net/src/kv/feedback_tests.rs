@@ -1,7 +1,7 @@
 //! Table-driven tests: each region error's effect on the cache and on the retry.
 
 use super::*;
-use crate::proto::errorpb::{KeyNotInRegion, RegionNotFound, ServerIsBusy, StaleCommand};
+use crate::proto::errorpb::{KeyNotInRegion, RegionNotFound, RequestTimeout, ServerIsBusy, StaleCommand};
 use crate::proto::metapb::{PeerRole, RegionEpoch};
 
 fn peer(id: u64, store_id: u64) -> Peer {
@@ -137,6 +137,15 @@ fn region_errors_fix_the_cache_and_choose_the_retry() {
             None,
         ),
         ("busy", to_leader(), busy, RetryCause::ServerBusy, false, 250, Some((Some(11), Some(4), 11))),
+        (
+            "timed out at the store",
+            to_leader(),
+            err(Kind::RequestTimeout(RequestTimeout { stage: "waiting read index".into(), elapsed_ms: 4000 })),
+            RetryCause::Timeout,
+            false,
+            0,
+            Some((Some(11), Some(4), 11)),
+        ),
         (
             "stale command",
             to_leader(),
