@@ -103,6 +103,17 @@ impl Outgoing {
     /// Queues a frame, waiting while too much is queued.
     pub async fn send(&self, env: &Envelope) -> Result<(), NetError> {
         let len = prost::Message::encoded_len(env);
+        self.queue(len, |buf| frame::encode(env, buf)).await
+    }
+
+    /// Queues the frame of a successful response whose payload `body` is encoded in place
+    /// ([`frame::encode_response`]).
+    pub async fn send_response(&self, request_id: u64, method: i32, body: &dyn frame::Body) -> Result<(), NetError> {
+        // The envelope adds a few bytes to the body; `max_frame` bounds the body here.
+        self.queue(body.body_len(), |buf| frame::encode_response(request_id, method, body, buf)).await
+    }
+
+    async fn queue(&self, len: usize, encode: impl FnOnce(&mut BytesMut)) -> Result<(), NetError> {
         if len > self.max_frame {
             return Err(NetError::Frame(FrameError::TooLarge { len, max: self.max_frame }));
         }
@@ -116,7 +127,7 @@ impl Outgoing {
             }
             drained.await;
         }
-        frame::encode(env, &mut self.buf.borrow_mut());
+        encode(&mut self.buf.borrow_mut());
         self.frames_out.set(self.frames_out.get() + 1);
         self.wake_writer.notify_all();
         Ok(())

@@ -16,13 +16,54 @@ use glommio::net::TcpListener;
 use prost::Message;
 
 use crate::conn::{read_frames, split, ConnConfig, Outgoing};
+use crate::frame::Body;
 use crate::proto::rpcpb::{Envelope, Method, Status, StatusCode};
 
 /// A boxed, shard-local future.
 pub type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
-/// The result of a handler: an encoded response, or a status explaining its absence.
-pub type HandlerResult = Result<Bytes, Status>;
+/// A handler's response: already encoded, or a message the connection encodes in place
+/// (copied once, into the connection's buffer).
+pub enum Reply {
+    /// Encoded bytes.
+    Encoded(Bytes),
+    /// A message to encode.
+    Message(Box<dyn Body>),
+}
+
+impl Reply {
+    /// A message, encoded when it is sent.
+    pub fn message<M: Message + 'static>(m: M) -> Reply {
+        Reply::Message(Box::new(m))
+    }
+
+    /// The encoded response.
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            Reply::Encoded(b) => b,
+            Reply::Message(m) => {
+                let mut out = bytes::BytesMut::with_capacity(m.body_len());
+                m.encode_body(&mut out);
+                out.freeze()
+            }
+        }
+    }
+}
+
+impl From<Bytes> for Reply {
+    fn from(b: Bytes) -> Self {
+        Reply::Encoded(b)
+    }
+}
+
+impl From<Vec<u8>> for Reply {
+    fn from(v: Vec<u8>) -> Self {
+        Reply::Encoded(v.into())
+    }
+}
+
+/// The result of a handler: a response, or a status explaining its absence.
+pub type HandlerResult = Result<Reply, Status>;
 
 /// A service: handles one decoded request.
 pub trait Service: 'static {
@@ -39,7 +80,7 @@ where
     Fut: Future<Output = Resp>,
 {
     let req = Req::decode(payload).map_err(|e| status(StatusCode::BadRequest, format!("bad request: {e}")))?;
-    Ok(f(req).await.encode_to_vec().into())
+    Ok(Reply::Encoded(f(req).await.encode_to_vec().into()))
 }
 
 /// A status with a message.
@@ -147,9 +188,8 @@ async fn serve_connection(
         let service = service.clone();
         let out = out.clone();
         glommio::spawn_local(async move {
-            let resp = handle(&*service, env).await;
             // A closed connection drops the response: the client sees the close.
-            let _ = out.send(&resp).await;
+            let _ = handle(&*service, env, &out).await;
         })
         .detach();
     })
@@ -164,7 +204,7 @@ async fn serve_connection(
     writer_task.await;
 }
 
-async fn handle(service: &dyn Service, env: Envelope) -> Envelope {
+async fn handle(service: &dyn Service, env: Envelope, out: &Outgoing) -> Result<(), crate::NetError> {
     let mut resp = Envelope { request_id: env.request_id, method: env.method, is_response: true, ..Default::default() };
     let result = match Method::from_i32(env.method) {
         Some(m) if !env.is_response => service.call(m, env.payload).await,
@@ -172,11 +212,12 @@ async fn handle(service: &dyn Service, env: Envelope) -> Envelope {
         None => Err(status(StatusCode::Unimplemented, format!("unknown method {}", env.method))),
     };
     match result {
-        Ok(payload) => {
+        Ok(Reply::Message(body)) => return out.send_response(env.request_id, env.method, &*body).await,
+        Ok(Reply::Encoded(payload)) => {
             resp.payload = payload;
             resp.status = Some(status(StatusCode::Ok, ""));
         }
         Err(s) => resp.status = Some(s),
     }
-    resp
+    out.send(&resp).await
 }

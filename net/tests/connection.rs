@@ -26,7 +26,7 @@ impl Service for Echo {
             }
             let delay = payload.first().copied().unwrap_or(0) as u64 * 10;
             glommio::timer::sleep(Duration::from_micros(delay)).await;
-            Ok(payload)
+            Ok(payload.into())
         })
     }
 }

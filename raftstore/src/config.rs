@@ -105,11 +105,20 @@ pub struct StorageConfig {
     pub log_segment_mb: u64,
     /// Raft log entry cache per shard. Default 64 MiB.
     pub log_cache_mb: usize,
+    /// Cache of hot values per shard, in front of RocksDB for point reads (0 disables it).
+    /// Default 256 MiB.
+    pub value_cache_mb: usize,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { block_cache_mb: 256, write_buffer_mb: 64, log_segment_mb: 64, log_cache_mb: 64 }
+        StorageConfig {
+            block_cache_mb: 256,
+            write_buffer_mb: 64,
+            log_segment_mb: 64,
+            log_cache_mb: 64,
+            value_cache_mb: 256,
+        }
     }
 }
 
@@ -308,6 +317,7 @@ impl Config {
         c.storage.write_buffer_mb = 8;
         c.storage.log_segment_mb = 4;
         c.storage.log_cache_mb = 16;
+        c.storage.value_cache_mb = 4;
         c.balance.shard_balance_interval_ms = 300;
         c
     }

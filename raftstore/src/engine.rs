@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use prost::Message;
 use rocksdb::{Cache, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB};
 
 use crate::error::{Result, StoreError};
 use crate::keys;
+use crate::value_cache::{CacheStats, ValueCache};
 use net::proto::metapb::Region;
 use net::proto::raft_serverpb::{RaftApplyState, RegionLocalState};
 
@@ -26,6 +28,8 @@ use net::proto::raft_serverpb::{RaftApplyState, RegionLocalState};
 #[derive(Clone)]
 pub struct KvEngine {
     slot: Rc<RefCell<Option<Arc<DB>>>>,
+    /// Hot values by user key, written through by applied batches.
+    values: Rc<RefCell<ValueCache>>,
     path: PathBuf,
 }
 
@@ -70,7 +74,7 @@ pub struct StoredRegion {
 
 impl KvEngine {
     /// Opens (creating) the database at `path`, with the store's shared block cache.
-    pub fn open(path: &Path, cache: &Cache, write_buffer_mb: usize) -> Result<Self> {
+    pub fn open(path: &Path, cache: &Cache, write_buffer_mb: usize, value_cache_bytes: usize) -> Result<Self> {
         std::fs::create_dir_all(path).map_err(|e| StoreError::Io(format!("create {}: {e}", path.display())))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -81,7 +85,11 @@ impl KvEngine {
         table.set_block_cache(cache);
         opts.set_block_based_table_factory(&table);
         let db = DB::open(&opts, path).map_err(|e| StoreError::Engine(format!("open {}: {e}", path.display())))?;
-        Ok(KvEngine { slot: Rc::new(RefCell::new(Some(Arc::new(db)))), path: path.to_path_buf() })
+        Ok(KvEngine {
+            slot: Rc::new(RefCell::new(Some(Arc::new(db)))),
+            values: Rc::new(RefCell::new(ValueCache::new(value_cache_bytes))),
+            path: path.to_path_buf(),
+        })
     }
 
     fn db(&self) -> Result<Ref<'_, Arc<DB>>> {
@@ -108,16 +116,49 @@ impl KvEngine {
         self.db()?.get(key).map_err(engine_err)
     }
 
-    /// Reads a key from memory only (memtable and block cache); `Ok(None)` in the outer
+    /// Reads a user key's value from memory only: the shard's value cache, else RocksDB's
+    /// memtable and block cache (a value found there is cached). `Ok(None)` in the outer
     /// option means "not in memory, read on the blocking pool".
-    pub fn get_cached(&self, key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
+    pub fn get_cached(&self, key: &Bytes) -> Result<Option<Option<Bytes>>> {
+        if let Some(v) = self.values.borrow_mut().get(key) {
+            return Ok(Some(Some(v)));
+        }
         let mut ro = ReadOptions::default();
         ro.set_read_tier(rocksdb::ReadTier::BlockCache);
-        match self.db()?.get_opt(key, &ro) {
-            Ok(v) => Ok(Some(v)),
+        match self.db()?.get_pinned_opt(keys::data_key(key), &ro) {
+            Ok(Some(v)) => {
+                let v = Bytes::copy_from_slice(&v);
+                self.values.borrow_mut().insert(key.clone(), v.clone());
+                Ok(Some(Some(v)))
+            }
+            Ok(None) => Ok(Some(None)),
             Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => Ok(None),
             Err(e) => Err(engine_err(e)),
         }
+    }
+
+    /// An applied batch is in RocksDB: the value cache takes the changes it made, in order
+    /// (`Some(value)`: put, `None`: delete).
+    pub fn cache_applied<'a>(&self, changes: impl Iterator<Item = (&'a Bytes, Option<&'a Bytes>)>) {
+        let mut values = self.values.borrow_mut();
+        for (k, v) in changes {
+            match v {
+                Some(v) => values.insert(k.clone(), v.clone()),
+                None => values.remove(k),
+            }
+        }
+    }
+
+    /// Drops every cached value: data changed under the cache some other way than an applied
+    /// batch of puts and deletes (a range delete, a snapshot, a region moving).
+    pub fn clear_value_cache(&self) {
+        self.values.borrow_mut().clear();
+    }
+
+    /// The value cache's counters, entries and bytes.
+    pub fn value_cache_stats(&self) -> (CacheStats, usize, usize) {
+        let v = self.values.borrow();
+        (v.stats(), v.len(), v.bytes())
     }
 
     /// Reads a key on the blocking pool.
@@ -157,18 +198,22 @@ impl KvEngine {
     /// on the blocking pool: it waits out the stall there, not on the executor.
     pub async fn write_stalled(&self, batch: WriteBatch) -> Result<()> {
         let db = self.db_arc()?;
-        glommio::executor()
+        let written = glommio::executor()
             .spawn_blocking(move || {
                 let mut wo = WriteOptions::default();
                 wo.disable_wal(true);
                 db.write_opt(batch, &wo).map_err(engine_err)
             })
-            .await
+            .await;
+        // What the batch wrote is not in the value cache.
+        self.clear_value_cache();
+        written
     }
 
     /// [`KvEngine::write`] for writes nothing waits on (cleaning up a region that left the
     /// shard): a stalled one is finished on the blocking pool in the background.
     pub fn write_or_defer(&self, batch: WriteBatch, what: &'static str) -> Result<()> {
+        self.clear_value_cache();
         match self.write(batch) {
             Ok(()) => Ok(()),
             Err(WriteError::Failed(e)) => Err(e),
@@ -188,17 +233,22 @@ impl KvEngine {
     /// Writes a batch durably (WAL + sync) on the blocking pool.
     pub async fn write_durable(&self, batch: WriteBatch) -> Result<()> {
         let db = self.db_arc()?;
-        glommio::executor()
+        let written = glommio::executor()
             .spawn_blocking(move || {
                 let mut wo = WriteOptions::default();
                 wo.set_sync(true);
                 db.write_opt(batch, &wo).map_err(engine_err)
             })
-            .await
+            .await;
+        // Durable writes carry data the value cache did not see (a snapshot, a region handed
+        // over, a region's data dropped).
+        self.clear_value_cache();
+        written
     }
 
     /// Writes a batch durably on the calling thread (start-up only).
     pub fn write_durable_blocking(&self, batch: WriteBatch) -> Result<()> {
+        self.clear_value_cache();
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db()?.write_opt(batch, &wo).map_err(engine_err)

@@ -17,7 +17,8 @@
 //!   messages; [`directory`]: where regions live; [`shared`]: store-wide state.
 //! * [`tracker`]: requests in flight, their stages and bound; [`cmd`]: commands, results and
 //!   errors; [`region_error`]: the typed region errors; [`storage`]: raft-rs `Storage` over
-//!   the log engine; [`engine`]: the shard's RocksDB; [`keys`], [`config`], [`error`].
+//!   the log engine; [`engine`]: the shard's RocksDB, with [`value_cache`] in front of it;
+//!   [`keys`], [`config`], [`error`].
 
 #![warn(missing_docs)]
 
@@ -44,6 +45,7 @@ pub mod startup;
 pub mod storage;
 pub mod tracker;
 pub mod transport;
+pub mod value_cache;
 
 pub use config::Config;
 pub use error::{Result, StoreError};

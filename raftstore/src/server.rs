@@ -224,7 +224,7 @@ async fn open_shard(
         ..LogConfig::default()
     };
     let (log, _) = LogEngine::open(dir.join("raftlog"), log_cfg, shard.queues.into()).await?;
-    let engine = KvEngine::open(&dir.join("kv"), cache, cfg.storage.write_buffer_mb)?;
+    let engine = KvEngine::open(&dir.join("kv"), cache, cfg.storage.write_buffer_mb, cfg.storage.value_cache_mb << 20)?;
     let pd = PdClient::new(PdClientConfig::new(pd_endpoints));
     let transport = Rc::new(Transport::new(shard.id, pd.clone(), shared.clone(), cfg.raft.snapshot_chunk_size));
     let ctx = Rc::new(ShardCtx::new(ShardParts {
@@ -249,13 +249,16 @@ async fn open_shard(
     Ok(ctx)
 }
 
-/// The raft clock: one tick event per base tick.
+/// The raft clock: one tick event per base tick. It also expires the requests past their
+/// bound, so a raft loop that falls behind does not hold their answers back.
 fn spawn_raft_clock(ctx: &Rc<ShardCtx>, ticks: core_shard::tick::TickService) {
     let ctx = ctx.clone();
+    let bound = ctx.cfg.request_timeout();
     glommio::spawn_local(async move {
         let mut seen = ticks.now();
         while let Some(now) = ticks.wait(seen).await {
             seen = now;
+            ctx.requests.borrow_mut().expire_due(std::time::Instant::now(), bound);
             ctx.push(Event::Tick);
         }
     })

@@ -6,15 +6,18 @@
 //! queued in the shard's event queue, proposed (then persisted and committed, which the sweep
 //! reads off the peer), waiting for a read index, waiting for apply, or a RocksDB read
 //! deferred to the blocking pool. The service's wait for the answer is bounded by
-//! `request.timeout-ms`; past it the request is answered with an explicit timeout (or, for a
-//! write already proposed, an undetermined result), so no request waits for the client's call
-//! timeout. Once per raft tick the shard sweeps the table: a request pending longer than
-//! `request.slow-ms` is logged once, with its region, kind and stage, and counted.
+//! `request.timeout-ms`: the shard's clock marks requests past it as expired every raft tick
+//! and wakes their waits (no timer per request), and the service answers them with an explicit
+//! timeout (or, for a write already proposed, an undetermined result), so no request waits for
+//! the client's call timeout. Once per raft tick the raft loop sweeps the table: a request
+//! pending longer than `request.slow-ms` is logged once, with its region, kind and stage, and
+//! counted.
 //!
 //! The table is a slab: admitting and finishing a request is a vector access (no allocation
 //! once the slab has grown to the shard's peak of requests in flight).
 
 use std::fmt;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use net::Method;
@@ -101,6 +104,8 @@ pub struct Tracked {
     /// When it was admitted.
     pub since: Instant,
     logged: bool,
+    expired: bool,
+    waker: Option<Waker>,
 }
 
 struct Slot {
@@ -136,7 +141,15 @@ impl RequestTracker {
     /// Admits a request (stage [`Stage::Queued`]).
     pub fn admit(&mut self, region_id: u64, method: Method, now: Instant) -> Ticket {
         self.stats.admitted += 1;
-        let request = Some(Tracked { region_id, method, stage: Stage::Queued, since: now, logged: false });
+        let request = Some(Tracked {
+            region_id,
+            method,
+            stage: Stage::Queued,
+            since: now,
+            logged: false,
+            expired: false,
+            waker: None,
+        });
         let slot = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -173,6 +186,38 @@ impl RequestTracker {
         s.generation = s.generation.wrapping_add(1);
         self.free.push(t.slot);
         Some(r)
+    }
+
+    /// Marks the requests admitted longer than `bound` ago as expired and wakes their waits
+    /// (the shard's clock calls this every tick). Returns how many it expired.
+    pub fn expire_due(&mut self, now: Instant, bound: Duration) -> usize {
+        let mut n = 0;
+        for s in &mut self.slots {
+            let Some(r) = s.request.as_mut().filter(|r| !r.expired) else { continue };
+            if now.saturating_duration_since(r.since) >= bound {
+                r.expired = true;
+                n += 1;
+                if let Some(w) = r.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+        n
+    }
+
+    /// `Ready` once the request expired; otherwise remembers `cx`'s waker.
+    pub fn poll_expired(&mut self, t: Ticket, cx: &mut Context<'_>) -> Poll<()> {
+        match self.get_mut(t) {
+            Some(r) if r.expired => Poll::Ready(()),
+            Some(r) => {
+                if !r.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    r.waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            // Finished: nothing will expire it.
+            None => Poll::Pending,
+        }
     }
 
     /// Counts a request the bound answered.
@@ -269,6 +314,34 @@ mod tests {
         assert_eq!(t.sweep(later + Duration::from_secs(5), refine), 0, "each is logged once");
         assert_eq!(t.stats().slow, 2);
         assert!(t.finish(young).is_some() && t.finish(old).is_some());
+    }
+
+    #[test]
+    fn expiry_wakes_the_wait_of_requests_past_the_bound() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut t = RequestTracker::new(Duration::from_secs(1));
+        let start = Instant::now();
+        let old = t.admit(1, Method::RawGet, start);
+        let young = t.admit(2, Method::RawGet, start + Duration::from_millis(500));
+        assert!(t.poll_expired(old, &mut cx).is_pending());
+        assert!(t.poll_expired(young, &mut cx).is_pending());
+        assert_eq!(t.expire_due(start + Duration::from_millis(1200), Duration::from_secs(1)), 1);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the expired request's wait was woken");
+        assert!(t.poll_expired(old, &mut cx).is_ready());
+        assert!(t.poll_expired(young, &mut cx).is_pending());
+        assert_eq!(t.expire_due(start + Duration::from_millis(1300), Duration::from_secs(1)), 0, "once");
+        t.finish(old);
+        assert!(t.poll_expired(old, &mut cx).is_pending(), "a finished request never expires");
     }
 
     #[test]

@@ -97,6 +97,7 @@ impl Peer {
                 return effects;
             }
         }
+        staged.apply_to_cache(ctx);
         core_shard::crash_point!("apply::write::after");
         for (index, term, result) in results {
             self.finish_proposals(index, term, result);

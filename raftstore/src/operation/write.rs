@@ -47,6 +47,22 @@ pub struct Staged {
 }
 
 impl Staged {
+    /// The batch is in RocksDB: hands its changes to the shard's value cache (a range delete
+    /// clears the cache).
+    pub fn apply_to_cache(&self, ctx: &ShardCtx) {
+        if self.ops.is_empty() {
+            return;
+        }
+        if self.ops.iter().any(|op| matches!(op, StagedOp::DeleteRange(..))) {
+            return ctx.engine.clear_value_cache();
+        }
+        ctx.engine.cache_applied(self.ops.iter().map(|op| match op {
+            StagedOp::Put(k, v) => (k, Some(v)),
+            StagedOp::Delete(k) => (k, None),
+            StagedOp::DeleteRange(k, _) => (k, None),
+        }));
+    }
+
     /// The value the batch gives `key`: `Some(Some(v))` written, `Some(None)` deleted,
     /// `None` untouched by the batch.
     fn lookup(&self, key: &[u8]) -> Option<Option<Bytes>> {

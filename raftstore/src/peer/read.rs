@@ -178,16 +178,12 @@ fn db_err(e: crate::error::StoreError) -> CmdError {
 /// The read from memory; `Ok(None)` if some data is only on disk.
 fn execute_cached(ctx: &ShardCtx, region: &Region, req: &ReadRequest) -> Result<Option<Pairs>, CmdError> {
     match req {
-        ReadRequest::Get { key } => Ok(ctx
-            .engine
-            .get_cached(&keys::data_key(key))
-            .map_err(db_err)?
-            .map(|v| vec![(key.clone(), v.map(Bytes::from))])),
+        ReadRequest::Get { key } => Ok(ctx.engine.get_cached(key).map_err(db_err)?.map(|v| vec![(key.clone(), v)])),
         ReadRequest::BatchGet { keys: ks } => {
             let mut out = Vec::with_capacity(ks.len());
             for k in ks {
-                match ctx.engine.get_cached(&keys::data_key(k)).map_err(db_err)? {
-                    Some(v) => out.push((k.clone(), v.map(Bytes::from))),
+                match ctx.engine.get_cached(k).map_err(db_err)? {
+                    Some(v) => out.push((k.clone(), v)),
                     None => return Ok(None),
                 }
             }

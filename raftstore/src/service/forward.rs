@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use net::proto::errorpb::WrongShard;
 use net::proto::rpcpb::StatusCode;
-use net::server::{status, HandlerResult};
+use net::server::{status, HandlerResult, Reply};
 
 use super::StoreService;
 use crate::msg::ShardMsg;
@@ -27,7 +27,7 @@ impl StoreService {
             self.ctx.cancel_forward(id);
             return Err(status(StatusCode::Unavailable, format!("shard {shard} did not answer within {bound:?}")));
         };
-        reply.map_err(|_| status(StatusCode::Unavailable, "forward lost"))?
+        reply.map_err(|_| status(StatusCode::Unavailable, "forward lost"))?.map(Reply::Encoded)
     }
 
     /// Serves a request shard `from` forwarded here and sends it the answer.
@@ -35,7 +35,7 @@ impl StoreService {
         let svc = self.clone();
         let hint = WrongShard { region_id: req.region_id(), shard: self.ctx.shard_id as u32 };
         glommio::spawn_local(async move {
-            let result = svc.serve(req, Some(hint)).await;
+            let result = svc.serve(req, Some(hint)).await.map(Reply::into_bytes);
             let _ = svc.ctx.outbox.send(from, ShardMsg::ForwardReply { id, result }).await;
         })
         .detach();

@@ -18,7 +18,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use net::proto::errorpb::WrongShard;
 use net::proto::kvrpcpb::*;
-use net::server::{HandlerResult, LocalBoxFuture, Service};
+use net::server::{HandlerResult, LocalBoxFuture, Reply, Service};
 use net::Method;
 use prost::Message;
 
@@ -94,15 +94,15 @@ shard_hint!(
     RawCasResponse
 );
 
-fn hinted<M: ShardHint>(mut m: M, hint: Option<WrongShard>) -> HandlerResult {
+fn hinted<M: ShardHint + 'static>(mut m: M, hint: Option<WrongShard>) -> HandlerResult {
     if let Some(h) = hint {
         m.set_shard_hint(h);
     }
     encoded(m)
 }
 
-fn encoded<M: Message>(m: M) -> HandlerResult {
-    Ok(Bytes::from(m.encode_to_vec()))
+fn encoded<M: Message + 'static>(m: M) -> HandlerResult {
+    Ok(Reply::message(m))
 }
 
 /// The service as the network layer sees it.

@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use core_shard::oneshot;
-use net::client::with_timeout;
 use net::proto::errorpb::RegionError;
 use net::proto::kvrpcpb::Context;
 use net::proto::metapb::RegionEpoch;
@@ -50,7 +49,12 @@ impl StoreService {
         rx: oneshot::Receiver<Result<T, CmdError>>,
     ) -> Result<T, CmdError> {
         let bound = self.ctx.cfg.request_timeout();
-        let result = with_timeout(bound, rx).await;
+        let expired = std::future::poll_fn(|cx| self.ctx.requests.borrow_mut().poll_expired(ticket, cx));
+        let result = futures_lite::future::or(async { Some(rx.await) }, async {
+            expired.await;
+            None
+        })
+        .await;
         let tracked = self.ctx.requests.borrow_mut().finish(ticket);
         match result {
             Some(Ok(r)) => r,
