@@ -1,11 +1,12 @@
 //! The client side of a connection: many calls in flight, matched by request id.
 
+use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use core_shard::notify::Notify;
 use core_shard::oneshot;
 use glommio::net::TcpStream;
 use prost::Message;
@@ -16,12 +17,59 @@ use crate::proto::rpcpb::{Envelope, Method, StatusCode};
 
 type Reply = Result<Envelope, NetError>;
 
+/// A call waiting for its response.
+struct Pending {
+    tx: oneshot::Sender<Reply>,
+    deadline: Instant,
+    timeout: Duration,
+}
+
 struct Inner {
     addr: String,
     out: Rc<Outgoing>,
-    pending: RefCell<HashMap<u64, oneshot::Sender<Reply>>>,
+    pending: RefCell<FxHashMap<u64, Pending>>,
     next_id: Cell<u64>,
     config: ConnConfig,
+    /// When the deadline task will next look (`None`: it waits for a call).
+    armed: Cell<Option<Instant>>,
+    rearm: Notify,
+}
+
+impl Inner {
+    /// Fails the calls whose deadline passed; returns the next deadline.
+    fn expire(&self, now: Instant) -> Option<Instant> {
+        let mut pending = self.pending.borrow_mut();
+        let due: Vec<u64> = pending.iter().filter(|(_, p)| p.deadline <= now).map(|(id, _)| *id).collect();
+        for id in due {
+            if let Some(p) = pending.remove(&id) {
+                p.tx.send(Err(NetError::Timeout(p.timeout)));
+            }
+        }
+        pending.values().map(|p| p.deadline).min()
+    }
+}
+
+/// Keeps the calls' timeouts for a connection: one timer at the earliest deadline, not one
+/// per call. Ends when the connection is gone.
+async fn deadlines(inner: std::rc::Weak<Inner>) {
+    loop {
+        let Some(i) = inner.upgrade() else { return };
+        let rearm = i.rearm.notified();
+        let next = i.expire(Instant::now());
+        i.armed.set(next);
+        let closed = i.out.closed().is_some();
+        drop(i);
+        if closed {
+            return;
+        }
+        match next {
+            Some(at) => {
+                let wait = at.saturating_duration_since(Instant::now());
+                futures_lite::future::or(glommio::timer::sleep(wait), rearm).await;
+            }
+            None => rearm.await,
+        }
+    }
 }
 
 /// A client connection. Cheap to clone; every clone shares the connection.
@@ -46,19 +94,22 @@ impl Client {
         let inner = Rc::new(Inner {
             addr: addr.to_string(),
             out: out.clone(),
-            pending: RefCell::new(HashMap::new()),
+            pending: RefCell::new(FxHashMap::default()),
             next_id: Cell::new(1),
             config,
+            armed: Cell::new(None),
+            rearm: Notify::new(),
         });
+        glommio::spawn_local(deadlines(Rc::downgrade(&inner))).detach();
         glommio::spawn_local(out.clone().run_writer(writer)).detach();
         let weak = Rc::downgrade(&inner);
         let max_frame = inner.config.max_frame;
         glommio::spawn_local(async move {
             let reason = read_frames(reader, max_frame, &out, |env| {
                 if let Some(inner) = weak.upgrade() {
-                    let tx = inner.pending.borrow_mut().remove(&env.request_id);
-                    if let Some(tx) = tx {
-                        tx.send(Ok(env));
+                    let p = inner.pending.borrow_mut().remove(&env.request_id);
+                    if let Some(p) = p {
+                        p.tx.send(Ok(env));
                     }
                 }
             })
@@ -66,9 +117,10 @@ impl Client {
             out.close(reason.clone());
             if let Some(inner) = weak.upgrade() {
                 tracing::debug!(addr = %inner.addr, %reason, "client connection closed");
-                for (_, tx) in inner.pending.borrow_mut().drain() {
-                    tx.send(Err(NetError::Closed(reason.clone())));
+                for (_, p) in inner.pending.borrow_mut().drain() {
+                    p.tx.send(Err(NetError::Closed(reason.clone())));
                 }
+                inner.rearm.notify_all();
             }
         })
         .detach();
@@ -91,24 +143,28 @@ impl Client {
     }
 
     /// Sends a request and waits for its response payload (default timeout from the config).
+    /// A call that times out fails alone: its late response is dropped, the connection and
+    /// the other calls on it go on.
     pub async fn call(&self, method: Method, payload: Bytes, timeout: Option<Duration>) -> Result<Bytes, NetError> {
-        let id = self.inner.next_id.get();
-        self.inner.next_id.set(id + 1);
+        let inner = &self.inner;
+        let id = inner.next_id.get();
+        inner.next_id.set(id + 1);
         let (tx, rx) = oneshot::channel();
-        self.inner.pending.borrow_mut().insert(id, tx);
+        let timeout = timeout.unwrap_or(inner.config.call_timeout);
+        let deadline = Instant::now() + timeout;
+        inner.pending.borrow_mut().insert(id, Pending { tx, deadline, timeout });
+        if inner.armed.get().is_none_or(|at| deadline < at) {
+            inner.armed.set(Some(deadline));
+            inner.rearm.notify_all();
+        }
         let env = Envelope { request_id: id, method: method as i32, payload, status: None, is_response: false };
-        if let Err(e) = self.inner.out.send(&env).await {
-            self.inner.pending.borrow_mut().remove(&id);
+        if let Err(e) = inner.out.send(&env).await {
+            inner.pending.borrow_mut().remove(&id);
             return Err(e);
         }
-        let timeout = timeout.unwrap_or(self.inner.config.call_timeout);
-        let reply = match with_timeout(timeout, rx).await {
-            Some(Ok(r)) => r?,
-            Some(Err(_)) => return Err(NetError::Closed("connection dropped".into())),
-            None => {
-                self.inner.pending.borrow_mut().remove(&id);
-                return Err(NetError::Timeout(timeout));
-            }
+        let reply = match rx.await {
+            Ok(r) => r?,
+            Err(_) => return Err(NetError::Closed("connection dropped".into())),
         };
         match reply.status {
             Some(s) if s.code != StatusCode::Ok as i32 => Err(NetError::Status {
@@ -140,6 +196,8 @@ impl Client {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.out.close("client dropped");
+        // The deadline task ends.
+        self.rearm.notify_all();
     }
 }
 
@@ -155,14 +213,14 @@ pub async fn with_timeout<T>(d: Duration, fut: impl std::future::Future<Output =
 /// Shard-local connections, one per address, reconnected when closed.
 #[derive(Default)]
 pub struct ClientPool {
-    clients: RefCell<HashMap<String, Client>>,
+    clients: RefCell<FxHashMap<String, Client>>,
     config: ConnConfig,
 }
 
 impl ClientPool {
     /// A pool whose connections use `config`.
     pub fn new(config: ConnConfig) -> Self {
-        ClientPool { clients: RefCell::new(HashMap::new()), config }
+        ClientPool { clients: RefCell::new(FxHashMap::default()), config }
     }
 
     /// The open connection to `addr`, connecting if there is none.

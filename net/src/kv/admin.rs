@@ -33,7 +33,7 @@ impl KvClient {
         let req = ChangePeerRequest { context: None, change_type: change as i32, peer: Some(peer) };
         let (loc, resp) = self.run(&mut self.backoffer(), Locate::Id(region_id), |_| req.clone()).await?;
         let region = resp.region.ok_or_else(|| missing("the region"))?;
-        let leader_store = loc.leader.map(|l| l.store_id);
+        let leader_store = loc.leader.as_ref().map(|l| l.store_id);
         self.inner.regions.borrow_mut().insert(route_on_store(region.clone(), leader_store));
         Ok(region)
     }
@@ -56,7 +56,7 @@ impl KvClient {
         let (loc, resp) = self.run(&mut self.backoffer(), Locate::Key(&key), |_| req.clone()).await?;
         let left = resp.left.ok_or_else(|| missing("the left region"))?;
         let right = resp.right.ok_or_else(|| missing("the right region"))?;
-        let leader_store = loc.leader.map(|l| l.store_id);
+        let leader_store = loc.leader.as_ref().map(|l| l.store_id);
         let mut regions = self.inner.regions.borrow_mut();
         regions.insert(route_on_store(left.clone(), leader_store));
         regions.insert(route_on_store(right.clone(), leader_store));

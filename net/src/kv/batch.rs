@@ -8,6 +8,8 @@
 
 use bytes::Bytes;
 
+use std::rc::Rc;
+
 use super::cache::{contains, CachedRegion};
 use super::client::{KvClient, Outcome};
 use super::error::Result;
@@ -16,7 +18,7 @@ use super::rpc::RegionRpc;
 use crate::proto::kvrpcpb::{KvPair, RawBatchDeleteRequest, RawBatchGetRequest, RawBatchPutRequest};
 
 /// Items of one region, and the region.
-type Group<I> = (CachedRegion, Vec<I>);
+type Group<I> = (Rc<CachedRegion>, Vec<I>);
 
 impl KvClient {
     /// The values of those `keys` that exist, in key order.

@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound::{Excluded, Included, Unbounded};
+use std::rc::Rc;
 
 use bytes::Bytes;
 
@@ -80,7 +81,7 @@ impl CachedRegion {
 /// Start key → region, without overlaps; region id → start key.
 #[derive(Debug, Default)]
 pub struct RegionCache {
-    by_start: BTreeMap<Bytes, CachedRegion>,
+    by_start: BTreeMap<Bytes, Rc<CachedRegion>>,
     ids: HashMap<u64, Bytes>,
 }
 
@@ -101,14 +102,14 @@ impl RegionCache {
     }
 
     /// The cached region containing `key`.
-    pub fn by_key(&self, key: &[u8]) -> Option<&CachedRegion> {
+    pub fn by_key(&self, key: &[u8]) -> Option<&Rc<CachedRegion>> {
         let (_, r) = self.by_start.range::<[u8], _>((Unbounded, Included(key))).next_back()?;
         contains(&r.region, key).then_some(r)
     }
 
     /// The cached region holding the keys just below `end` (empty `end` = +∞): the one with
     /// `start < end <= region end`. Used to walk regions downwards.
-    pub fn before(&self, end: &[u8]) -> Option<&CachedRegion> {
+    pub fn before(&self, end: &[u8]) -> Option<&Rc<CachedRegion>> {
         if end.is_empty() {
             let (_, r) = self.by_start.iter().next_back()?;
             return r.region.end_key.is_empty().then_some(r);
@@ -118,19 +119,19 @@ impl RegionCache {
     }
 
     /// The cached region with id `id`.
-    pub fn by_id(&self, id: u64) -> Option<&CachedRegion> {
+    pub fn by_id(&self, id: u64) -> Option<&Rc<CachedRegion>> {
         self.by_start.get(self.ids.get(&id)?)
     }
 
     /// Every cached region, in key order.
     pub fn iter(&self) -> impl Iterator<Item = &CachedRegion> {
-        self.by_start.values()
+        self.by_start.values().map(|r| &**r)
     }
 
     /// Caches `route`, dropping every cached region it overlaps (and any older entry with
     /// its id). If the route names no leader but the cache knew one for the same region that
     /// is still a peer, that leader (and its shard) is kept. Returns the entry.
-    pub fn insert(&mut self, route: Route) -> CachedRegion {
+    pub fn insert(&mut self, route: Route) -> Rc<CachedRegion> {
         let mut entry = CachedRegion::new(route);
         let mut dropped = Vec::new();
         if let Some(old) = self.ids.get(&entry.region.id).cloned() {
@@ -144,11 +145,12 @@ impl RegionCache {
             if let Some(old) = kept {
                 let still_peer = |l: &Peer| entry.region.peers.iter().any(|p| p.id == l.id);
                 if old.leader.as_ref().is_some_and(still_peer) {
-                    entry.leader = old.leader;
+                    entry.leader = old.leader.clone();
                     entry.leader_shard = old.leader_shard;
                 }
             }
         }
+        let entry = Rc::new(entry);
         self.ids.insert(entry.region.id, entry.region.start_key.clone());
         self.by_start.insert(entry.region.start_key.clone(), entry.clone());
         entry
@@ -171,21 +173,22 @@ impl RegionCache {
         out
     }
 
-    fn remove_start(&mut self, start: &Bytes) -> Option<CachedRegion> {
+    fn remove_start(&mut self, start: &Bytes) -> Option<Rc<CachedRegion>> {
         let r = self.by_start.remove(start)?;
         self.ids.remove(&r.region.id);
         Some(r)
     }
 
     /// Drops region `id`; returns what was cached.
-    pub fn invalidate(&mut self, id: u64) -> Option<CachedRegion> {
+    pub fn invalidate(&mut self, id: u64) -> Option<Rc<CachedRegion>> {
         let start = self.ids.get(&id)?.clone();
         self.remove_start(&start)
     }
 
+    /// The entry of region `id`, to change (copied first if a request still holds it).
     fn entry_mut(&mut self, id: u64) -> Option<&mut CachedRegion> {
         let start = self.ids.get(&id)?;
-        self.by_start.get_mut(start)
+        self.by_start.get_mut(start).map(Rc::make_mut)
     }
 
     /// Sets region `id`'s leader (and its shard, `None` = unknown). False if not cached.
@@ -232,17 +235,17 @@ impl RegionCache {
 /// Store id → store.
 #[derive(Debug, Default)]
 pub struct StoreCache {
-    stores: HashMap<u64, Store>,
+    stores: HashMap<u64, Rc<Store>>,
 }
 
 impl StoreCache {
     /// The cached store `id`.
-    pub fn get(&self, id: u64) -> Option<&Store> {
+    pub fn get(&self, id: u64) -> Option<&Rc<Store>> {
         self.stores.get(&id)
     }
 
     /// Caches `store`.
-    pub fn insert(&mut self, store: Store) {
+    pub fn insert(&mut self, store: Rc<Store>) {
         self.stores.insert(store.id, store);
     }
 

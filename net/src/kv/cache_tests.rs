@@ -222,7 +222,7 @@ fn store_addresses_by_shard() {
         assert_eq!(store_address(s, *shard), *want, "case {i}");
     }
     let mut sc = StoreCache::default();
-    sc.insert(store("m:1", &[]));
+    sc.insert(std::rc::Rc::new(store("m:1", &[])));
     assert_eq!(sc.get(1).map(|s| s.address.as_str()), Some("m:1"));
     sc.invalidate(1);
     assert!(sc.get(1).is_none());

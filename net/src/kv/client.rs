@@ -91,12 +91,12 @@ impl KvClient {
 
     /// The cached region containing `key`, if any.
     pub fn cached_region(&self, key: &[u8]) -> Option<CachedRegion> {
-        self.inner.regions.borrow().by_key(key).cloned()
+        self.inner.regions.borrow().by_key(key).map(|r| (**r).clone())
     }
 
     /// The cached region with id `region_id`, if any.
     pub fn cached_region_by_id(&self, region_id: u64) -> Option<CachedRegion> {
-        self.inner.regions.borrow().by_id(region_id).cloned()
+        self.inner.regions.borrow().by_id(region_id).map(|r| (**r).clone())
     }
 
     /// Forgets region `region_id`; the next request for it asks the route source.

@@ -5,6 +5,8 @@
 //! per region. A route-source failure, or an answer that does not cover what was asked, is
 //! a [`RetryCause::RouteSource`] retry.
 
+use std::rc::Rc;
+
 use super::cache::{contains, CachedRegion};
 use super::client::KvClient;
 use super::feedback::Retry;
@@ -42,7 +44,7 @@ fn route_error(what: String) -> Retry {
 
 impl KvClient {
     /// The region `at` names.
-    pub(crate) async fn locate(&self, at: &Locate<'_>) -> Result<CachedRegion, Retry> {
+    pub(crate) async fn locate(&self, at: &Locate<'_>) -> Result<Rc<CachedRegion>, Retry> {
         match *at {
             Locate::Key(key) => self.locate_key(key).await,
             Locate::Id(id) => self.locate_id(id).await,
@@ -51,12 +53,12 @@ impl KvClient {
         }
     }
 
-    fn cache_route(&self, route: Route) -> CachedRegion {
+    fn cache_route(&self, route: Route) -> Rc<CachedRegion> {
         self.bump(|s| s.route_loads += 1);
         self.inner.regions.borrow_mut().insert(route)
     }
 
-    pub(crate) async fn locate_key(&self, key: &[u8]) -> Result<CachedRegion, Retry> {
+    pub(crate) async fn locate_key(&self, key: &[u8]) -> Result<Rc<CachedRegion>, Retry> {
         if let Some(r) = self.inner.regions.borrow().by_key(key) {
             return Ok(r.clone());
         }
@@ -76,7 +78,7 @@ impl KvClient {
         Ok(self.cache_route(route))
     }
 
-    async fn locate_id(&self, id: u64) -> Result<CachedRegion, Retry> {
+    async fn locate_id(&self, id: u64) -> Result<Rc<CachedRegion>, Retry> {
         if let Some(r) = self.inner.regions.borrow().by_id(id) {
             return Ok(r.clone());
         }
@@ -92,7 +94,7 @@ impl KvClient {
         Ok(self.cache_route(route))
     }
 
-    async fn locate_forward(&self, from: &[u8], end: &[u8]) -> Result<CachedRegion, Retry> {
+    async fn locate_forward(&self, from: &[u8], end: &[u8]) -> Result<Rc<CachedRegion>, Retry> {
         if let Some(r) = self.inner.regions.borrow().by_key(from) {
             return Ok(r.clone());
         }
@@ -110,7 +112,7 @@ impl KvClient {
         self.locate_key(from).await
     }
 
-    async fn locate_backward(&self, start: &[u8], to: &[u8]) -> Result<CachedRegion, Retry> {
+    async fn locate_backward(&self, start: &[u8], to: &[u8]) -> Result<Rc<CachedRegion>, Retry> {
         if let Some(r) = self.inner.regions.borrow().before(to) {
             return Ok(r.clone());
         }
@@ -130,7 +132,7 @@ impl KvClient {
     }
 
     /// Store `id`, cached.
-    pub(crate) async fn store(&self, id: u64) -> Result<Store, Retry> {
+    pub(crate) async fn store(&self, id: u64) -> Result<Rc<Store>, Retry> {
         if let Some(s) = self.inner.stores.borrow().get(id) {
             return Ok(s.clone());
         }
@@ -139,6 +141,7 @@ impl KvClient {
         if store.id != id {
             return Err(route_error(format!("route source answered store {} for store {id}", store.id)));
         }
+        let store = Rc::new(store);
         self.inner.stores.borrow_mut().insert(store.clone());
         Ok(store)
     }

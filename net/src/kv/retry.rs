@@ -6,6 +6,8 @@
 //! Batches (`batch`) run in rounds: every round sends one request per region concurrently,
 //! then waits once for everything that must be retried.
 
+use std::rc::Rc;
+
 use super::backoff::Backoffer;
 use super::cache::CachedRegion;
 use super::client::{KvClient, Outcome};
@@ -22,7 +24,7 @@ impl KvClient {
         bo: &mut Backoffer,
         at: Locate<'_>,
         build: impl Fn(&CachedRegion) -> R,
-    ) -> Result<(CachedRegion, R::Resp)> {
+    ) -> Result<(Rc<CachedRegion>, R::Resp)> {
         loop {
             let outcome = match self.locate(&at).await {
                 Ok(loc) => {

@@ -37,14 +37,14 @@ impl KvClient {
             Err(r) => return Outcome::Retry(r),
         };
         let shard = if to_leader { loc.leader_shard } else { None };
-        let Some(addr) = store_address(&store, shard).map(str::to_string) else {
+        let Some(addr) = store_address(&store, shard) else {
             self.inner.stores.borrow_mut().invalidate(store.id);
             return Outcome::Retry(Retry::after(RetryCause::RouteSource, format!("store {} has no address", store.id)));
         };
         let sent = Sent { region_id, peer: peer.clone(), to_leader, shard };
         req.set_context(Context { region_id, region_epoch: loc.region.region_epoch.clone(), peer: Some(peer) });
         self.bump(|s| s.requests += 1);
-        let result = match self.inner.pool.get(&addr).await {
+        let result = match self.inner.pool.get(addr).await {
             Ok(c) => c.call_msg::<R, R::Resp>(R::METHOD, &req, Some(timeout)).await,
             Err(e) => Err(e),
         };
@@ -52,10 +52,10 @@ impl KvClient {
             Ok(resp) => self.on_response::<R>(&sent, resp),
             Err(e) if R::WRITE && !matches!(e, NetError::Connect { .. }) => {
                 // The write may have reached the store: sending it again could apply it twice.
-                let _ = self.on_network_error::<R::Resp>(&sent, &addr, e.clone());
+                let _ = self.on_network_error::<R::Resp>(&sent, addr, e.clone());
                 Outcome::Fail(KvError::Undetermined { region_id, reason: e.to_string() })
             }
-            Err(e) if e.is_retryable() => self.on_network_error(&sent, &addr, e),
+            Err(e) if e.is_retryable() => self.on_network_error(&sent, addr, e),
             Err(e) => Outcome::Fail(KvError::Net { source: e }),
         }
     }
