@@ -27,6 +27,8 @@ pub struct Handover {
     pub data: Vec<(Bytes, Bytes)>,
     /// The shard that hands it over.
     pub from_shard: usize,
+    /// The peer led the region there (then it campaigns at once where it lands).
+    pub was_leader: bool,
 }
 
 /// A handed-over region whose state is durable on this shard.
@@ -38,6 +40,8 @@ pub struct Landed {
     pub apply: RaftApplyState,
     /// The shard it came from.
     pub from_shard: usize,
+    /// The peer led the region there.
+    pub was_leader: bool,
 }
 
 /// What the raft loop of a shard handles.
