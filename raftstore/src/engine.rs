@@ -16,6 +16,7 @@ use bytes::Bytes;
 use prost::Message;
 use rocksdb::{Cache, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB};
 
+use crate::config::StorageConfig;
 use crate::error::{Result, StoreError};
 use crate::keys;
 use crate::value_cache::{CacheStats, ValueCache};
@@ -74,20 +75,28 @@ pub struct StoredRegion {
 
 impl KvEngine {
     /// Opens (creating) the database at `path`, with the store's shared block cache.
-    pub fn open(path: &Path, cache: &Cache, write_buffer_mb: usize, value_cache_bytes: usize) -> Result<Self> {
+    pub fn open(path: &Path, cache: &Cache, cfg: &StorageConfig) -> Result<Self> {
         std::fs::create_dir_all(path).map_err(|e| StoreError::Io(format!("create {}: {e}", path.display())))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
-        opts.set_write_buffer_size(write_buffer_mb << 20);
+        opts.set_write_buffer_size(cfg.write_buffer_mb << 20);
         opts.set_max_background_jobs(2);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        if cfg.bytes_per_sync_kb > 0 {
+            opts.set_bytes_per_sync(cfg.bytes_per_sync_kb << 10);
+        }
         let mut table = rocksdb::BlockBasedOptions::default();
         table.set_block_cache(cache);
+        if cfg.bloom_bits_per_key > 0 {
+            table.set_bloom_filter(f64::from(cfg.bloom_bits_per_key), false);
+            table.set_cache_index_and_filter_blocks(true);
+            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        }
         opts.set_block_based_table_factory(&table);
         let db = DB::open(&opts, path).map_err(|e| StoreError::Engine(format!("open {}: {e}", path.display())))?;
         Ok(KvEngine {
             slot: Rc::new(RefCell::new(Some(Arc::new(db)))),
-            values: Rc::new(RefCell::new(ValueCache::new(value_cache_bytes))),
+            values: Rc::new(RefCell::new(ValueCache::new(cfg.value_cache_mb << 20))),
             path: path.to_path_buf(),
         })
     }

@@ -116,6 +116,7 @@ pub fn start_store(cfg: Config, pd_endpoints: Vec<String>) -> Result<StoreHandle
     let (ready_tx, ready_rx) = flume::bounded::<std::result::Result<(u64, Vec<String>), String>>(shards);
     let mut pool_cfg = PoolConfig::new("store", placement);
     pool_cfg.tick_interval = cfg.base_tick();
+    pool_cfg.spin_before_park = Duration::from_micros(cfg.spin_before_park_us);
     let shared2 = shared.clone();
     let cfg = Arc::new(cfg);
     let pool = ShardPool::<ShardMsg, std::result::Result<(), String>>::start(pool_cfg, move |shard| {
@@ -224,7 +225,7 @@ async fn open_shard(
         ..LogConfig::default()
     };
     let (log, _) = LogEngine::open(dir.join("raftlog"), log_cfg, shard.queues.into()).await?;
-    let engine = KvEngine::open(&dir.join("kv"), cache, cfg.storage.write_buffer_mb, cfg.storage.value_cache_mb << 20)?;
+    let engine = KvEngine::open(&dir.join("kv"), cache, &cfg.storage)?;
     let pd = PdClient::new(PdClientConfig::new(pd_endpoints));
     let transport = Rc::new(Transport::new(shard.id, pd.clone(), shared.clone(), cfg.raft.snapshot_chunk_size));
     let ctx = Rc::new(ShardCtx::new(ShardParts {

@@ -39,6 +39,10 @@ pub struct StoreShared {
     pub slow_requests: AtomicU64,
     /// Requests answered by the bound (`request.timeout-ms`), every shard together.
     pub timed_out_requests: AtomicU64,
+    /// Busy time of each shard's executor in nanoseconds (tasks and I/O polling, not the
+    /// idle spin or sleep), refreshed every raft loop turn: divided by the operations served it
+    /// is the server CPU per operation.
+    pub busy_nanos: Vec<AtomicU64>,
 }
 
 impl StoreShared {
@@ -58,7 +62,13 @@ impl StoreShared {
             shard_moves: AtomicU64::new(0),
             slow_requests: AtomicU64::new(0),
             timed_out_requests: AtomicU64::new(0),
+            busy_nanos: (0..shards).map(|_| AtomicU64::new(0)).collect(),
         })
+    }
+
+    /// Busy time of every shard together (as of each shard's last raft loop turn).
+    pub fn busy(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.busy_nanos.iter().map(|b| b.load(Ordering::Relaxed)).sum())
     }
 
     /// Installs (or with `None` removes) a transport filter.

@@ -83,6 +83,10 @@ pub struct YcsbArgs {
     /// Embedded cluster: parent of its temporary data directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Embedded cluster: a store configuration file (percore-server's TOML) every store
+    /// starts from; its address, data directory, shards and CPUs are the bench's.
+    #[arg(long)]
+    pub store_config: Option<PathBuf>,
     /// Writes the results as JSON to this file (`-`: stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -134,6 +138,9 @@ impl YcsbArgs {
         }
         if self.duration.is_some_and(|d| d > self.max_time) {
             return Err("--duration must not exceed --max-time".into());
+        }
+        if !self.is_embedded() && self.store_config.is_some() {
+            return Err("--store-config configures the embedded cluster: not with --pd or --redis".into());
         }
         if self.is_embedded() && self.phase == Phases::Run {
             return Err("--phase run needs --pd or --redis: an embedded cluster starts empty".into());
@@ -218,6 +225,7 @@ mod tests {
             "--duration 0s",
             "--duration 20m",
             "-p nonsense",
+            "--redis 127.0.0.1:6379 --store-config store.toml",
         ] {
             assert!(parse(bad).is_err(), "{bad} was accepted");
         }

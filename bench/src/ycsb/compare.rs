@@ -131,6 +131,8 @@ mod tests {
             slow: 0,
             ops_per_sec: 1.0,
             timed_out: false,
+            server_busy_s: None,
+            server_us_per_op: None,
             operations: ops,
         }
     }

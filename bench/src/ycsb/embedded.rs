@@ -3,6 +3,10 @@
 //! configuration (100 ms raft tick, 96 MiB region split size, …), listen on loopback ports
 //! chosen by the kernel, and run on the server CPUs; PD shares the first of them.
 //!
+//! When the stores' shards outnumber the CPUs (several stores on a 2-CPU machine), shards do
+//! not spin before they sleep (`spin-before-park-us = 0`): on a shared CPU a spinning shard
+//! only delays the others (measured: YCSB-A, 3 stores on one CPU, 13.9k → 17.5k ops/s).
+//!
 //! PD does not schedule replicas yet, so with several stores this module does the replica
 //! checker's job once before the load, as the test harness does: every region gets a peer
 //! on every store, added as a learner and promoted to voter once it has applied the
@@ -31,6 +35,15 @@ pub struct EmbeddedOptions {
     pub cpus: Vec<usize>,
     /// Parent of the data directory [default: the system's temporary directory].
     pub dir: Option<PathBuf>,
+    /// The configuration file stores start from [default: `Config::default()`].
+    pub config: Option<PathBuf>,
+}
+
+impl EmbeddedOptions {
+    /// Whether the stores' shards outnumber their CPUs (then no shard spins when idle).
+    pub fn cpus_shared(&self) -> bool {
+        self.stores * self.shards > self.cpus.len()
+    }
 }
 
 /// A running embedded cluster; stopped (and its data removed) by [`EmbeddedCluster::stop`]
@@ -76,6 +89,12 @@ impl EmbeddedCluster {
         &self.pd_addr
     }
 
+    /// Reads the busy time of every shard of every store together.
+    pub fn busy_probe(&self) -> super::runner::BusyProbe {
+        let shared: Vec<_> = self.stores.iter().map(|s| s.shared().clone()).collect();
+        super::runner::BusyProbe(std::sync::Arc::new(move || shared.iter().map(|s| s.busy()).sum()))
+    }
+
     /// Where the data lives.
     pub fn data_dir(&self) -> &Path {
         self.dir.as_ref().map_or(Path::new(""), |d| d.path())
@@ -110,12 +129,18 @@ impl Drop for EmbeddedCluster {
 }
 
 fn store_config(o: &EmbeddedOptions, dir: &Path) -> anyhow::Result<Config> {
+    let base = match &o.config {
+        Some(path) => Config::from_file(path).map_err(anyhow::Error::msg)?,
+        None => Config::default(),
+    };
     let cfg = Config {
         addr: "127.0.0.1:0".into(),
         data_dir: dir.to_path_buf(),
         shards: Some(o.shards),
         cpus: Some(format_cpus(CpuList::from_cpus(o.cpus.iter().copied())?.cpus())),
-        ..Config::default()
+        // A shard spinning on a CPU other stores' shards need only takes their time.
+        spin_before_park_us: if o.cpus_shared() { 0 } else { base.spin_before_park_us },
+        ..base
     };
     cfg.validate().map_err(anyhow::Error::msg)?;
     Ok(cfg)

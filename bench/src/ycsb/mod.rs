@@ -97,6 +97,7 @@ pub fn run(args: YcsbArgs) -> anyhow::Result<()> {
         cpus: plan.client.clone(),
         target_rate: args.target,
         progress: args.progress.0,
+        server_busy: cluster.as_ref().map(|c| c.busy_probe()),
     };
     let results = run_phases(&args, &shared, &client, run_ops);
     if let Some(c) = cluster {
@@ -108,14 +109,21 @@ pub fn run(args: YcsbArgs) -> anyhow::Result<()> {
 }
 
 fn start_cluster(args: &YcsbArgs, plan: &CpuPlan, shards: usize) -> anyhow::Result<EmbeddedCluster> {
-    let opts = EmbeddedOptions { stores: args.stores, shards, cpus: plan.server.clone(), dir: args.dir.clone() };
+    let opts = EmbeddedOptions {
+        stores: args.stores,
+        shards,
+        cpus: plan.server.clone(),
+        dir: args.dir.clone(),
+        config: args.store_config.clone(),
+    };
     let t = std::time::Instant::now();
     let c = EmbeddedCluster::start(&opts)?;
     eprintln!(
-        "embedded cluster: PD {} and {} store(s) × {} shard(s), data in {} ({:.1} s to start{})",
+        "embedded cluster: PD {} and {} store(s) × {} shard(s){}, data in {} ({:.1} s to start{})",
         c.pd_addr(),
         args.stores,
         shards,
+        if opts.cpus_shared() { " sharing their CPUs (no spinning)" } else { "" },
         c.data_dir().display(),
         t.elapsed().as_secs_f64(),
         if args.stores > 1 { " and replicate" } else { "" }

@@ -5,6 +5,9 @@
 //! accumulated in one loop turn with one `write`, and a reader task hands replies to the
 //! queued slots in order (Redis answers in order). The socket is split over duplicated
 //! descriptors (`net::conn::split`) so that reading and writing never wait for each other.
+//! No timer per command: a watchdog task closes the connection (failing every command on
+//! it) when commands wait and no reply came for [`CALL_TIMEOUT`] — replies come in order,
+//! so a missing one cannot be skipped anyway.
 //!
 //! Records are plain strings (`GET`/`SET` of the whole record). Scans need an order Redis
 //! does not keep for plain keys, so when the workload scans, every insert also adds its key
@@ -32,8 +35,10 @@ pub const INDEX_KEY: &[u8] = b"percore-bench:ycsb:index";
 
 /// Connect timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Longest wait for one reply.
+/// Longest wait for the next reply while commands wait.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the watchdog looks.
+const WATCHDOG_PERIOD: Duration = Duration::from_millis(500);
 
 type ReplySlot = oneshot::Sender<Result<Reply, String>>;
 
@@ -42,6 +47,8 @@ struct Inner {
     waiting: RefCell<VecDeque<ReplySlot>>,
     wake_writer: Notify,
     closed: RefCell<Option<String>>,
+    /// Replies received so far (the watchdog's sign of life).
+    replies: std::cell::Cell<u64>,
 }
 
 impl Inner {
@@ -73,9 +80,11 @@ impl RedisConn {
             waiting: RefCell::new(VecDeque::new()),
             wake_writer: Notify::new(),
             closed: RefCell::new(None),
+            replies: std::cell::Cell::new(0),
         });
         glommio::spawn_local(run_writer(inner.clone(), writer)).detach();
         glommio::spawn_local(run_reader(inner.clone(), reader)).detach();
+        glommio::spawn_local(run_watchdog(inner.clone())).detach();
         Ok(RedisConn { inner })
     }
 
@@ -99,20 +108,24 @@ impl RedisConn {
         self.inner.wake_writer.notify_all();
         let mut out = Vec::with_capacity(cmds.len());
         for rx in replies {
-            // A timed-out reply slot stays queued: the late reply still pops it, so replies
-            // and slots stay in step.
-            let reply = glommio::timer::timeout(CALL_TIMEOUT, async { Ok(rx.await) })
-                .await
-                .map_err(|_| format!("no reply within {CALL_TIMEOUT:?}"))?;
-            out.push(reply.map_err(|e| e.to_string())??);
+            out.push(rx.await.map_err(|e| e.to_string())??);
         }
         Ok(out)
     }
 
     /// One command.
     pub async fn call(&self, args: &[&[u8]]) -> Result<Reply, String> {
-        let mut r = self.pipeline(&[args]).await?;
-        Ok(r.remove(0))
+        if let Some(reason) = self.inner.closed.borrow().clone() {
+            return Err(format!("connection closed: {reason}"));
+        }
+        let rx = {
+            resp::encode(&mut self.inner.out.borrow_mut(), args);
+            let (tx, rx) = oneshot::channel();
+            self.inner.waiting.borrow_mut().push_back(tx);
+            rx
+        };
+        self.inner.wake_writer.notify_all();
+        rx.await.map_err(|e| e.to_string())?
     }
 
     /// Closes the connection.
@@ -156,7 +169,10 @@ async fn run_reader(inner: Rc<Inner>, mut stream: TcpStream) {
         loop {
             match resp::parse(&mut buf) {
                 Ok(reply) => match inner.waiting.borrow_mut().pop_front() {
-                    Some(slot) => slot.send(Ok(reply)),
+                    Some(slot) => {
+                        inner.replies.set(inner.replies.get() + 1);
+                        slot.send(Ok(reply))
+                    }
                     None => break 'read format!("unexpected reply {reply:?}"),
                 },
                 Err(ParseError::Incomplete) => break,
@@ -173,6 +189,21 @@ async fn run_reader(inner: Rc<Inner>, mut stream: TcpStream) {
         }
     };
     inner.close(&reason);
+}
+
+/// Closes the connection when commands have waited [`CALL_TIMEOUT`] without any reply.
+async fn run_watchdog(inner: Rc<Inner>) {
+    let (mut seen, mut quiet) = (inner.replies.get(), Duration::ZERO);
+    while inner.closed.borrow().is_none() {
+        glommio::timer::sleep(WATCHDOG_PERIOD).await;
+        let now = inner.replies.get();
+        quiet =
+            if now == seen && !inner.waiting.borrow().is_empty() { quiet + WATCHDOG_PERIOD } else { Duration::ZERO };
+        seen = now;
+        if quiet >= CALL_TIMEOUT {
+            inner.close(&format!("no reply within {CALL_TIMEOUT:?}"));
+        }
+    }
 }
 
 /// The workload over Redis.

@@ -88,6 +88,13 @@ pub struct PhaseReport {
     pub ops_per_sec: f64,
     /// The phase hit its time bound before it was done.
     pub timed_out: bool,
+    /// The server's busy time in the measured window (an embedded cluster's shards: tasks
+    /// and I/O polling, not idle spinning), in seconds.
+    #[serde(default)]
+    pub server_busy_s: Option<f64>,
+    /// That busy time per successful operation: the server CPU an operation costs.
+    #[serde(default)]
+    pub server_us_per_op: Option<f64>,
     /// Per kind, then `TOTAL`.
     pub operations: Vec<OpReport>,
 }
@@ -166,6 +173,11 @@ impl PhaseReport {
             slow: result.stats.slow(),
             ops_per_sec: round1(per_sec(result.stats.count(), secs)),
             timed_out: result.timed_out,
+            server_busy_s: result.server_busy.map(|b| round3(b.as_secs_f64())),
+            server_us_per_op: result
+                .server_busy
+                .filter(|_| result.stats.count() > 0)
+                .map(|b| round1(b.as_secs_f64() * 1e6 / result.stats.count() as f64)),
             operations,
         }
     }
@@ -261,6 +273,16 @@ pub fn print_table(report: &Report) {
             "{} phase: {:.3} s measured, {} ops/s, {} operation(s) slower than 1 s",
             p.phase, p.duration_s, p.ops_per_sec, p.slow
         );
+        if let (Some(busy), Some(per_op)) = (p.server_busy_s, p.server_us_per_op) {
+            println!(
+                "{} phase: server busy {:.3} s of {:.3} s ({:.0}%), {} us of server CPU per operation",
+                p.phase,
+                busy,
+                p.duration_s,
+                100.0 * busy / p.duration_s.max(1e-9),
+                per_op
+            );
+        }
         if p.timed_out {
             println!("{} phase: stopped by --max-time before it was done", p.phase);
         }
@@ -339,6 +361,7 @@ mod tests {
             warmup: PhaseStats::default(),
             elapsed: Duration::from_secs(2),
             timed_out: false,
+            server_busy: Some(Duration::from_millis(600)),
         }
     }
 
@@ -356,6 +379,7 @@ mod tests {
         assert_eq!((total.count, total.errors, total.ops_per_sec, total.slow), (1500, 1, 750.0, 1));
         assert_eq!((p.count, p.errors, p.ops_per_sec, p.slow), (1500, 1, 750.0, 1));
         assert_eq!((read.slow, update.slow), (0, 1));
+        assert_eq!((p.server_busy_s, p.server_us_per_op), (Some(0.6), Some(400.0)));
         assert!(read.percentiles.windows(2).all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1]));
     }
 

@@ -26,6 +26,19 @@ pub struct ClientConfig {
     pub target_rate: Option<f64>,
     /// Progress line interval, if any.
     pub progress: Option<Duration>,
+    /// Reads the server's busy time (an embedded cluster's shards), so that the report can
+    /// say how much server CPU an operation took.
+    pub server_busy: Option<BusyProbe>,
+}
+
+/// Reads the busy time of the server so far (see `raftstore::StoreShared::busy`).
+#[derive(Clone)]
+pub struct BusyProbe(pub Arc<dyn Fn() -> Duration + Send + Sync>);
+
+impl std::fmt::Debug for BusyProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BusyProbe")
+    }
 }
 
 /// One phase to run.
@@ -56,6 +69,8 @@ pub struct PhaseResult {
     pub elapsed: Duration,
     /// The phase was cut by its hard bound.
     pub timed_out: bool,
+    /// The server's busy time during the measured window, if it can be read.
+    pub server_busy: Option<Duration>,
 }
 
 /// Runs `spec` with `shared` on the client threads of `client`.
@@ -76,13 +91,14 @@ pub fn run_phase(shared: &Arc<Shared>, client: &ClientConfig, spec: PhaseSpec) -
             async move { worker::run_thread(shared, plan, to_main, go).await }
         },
     )?;
-    let start = coordinate(threads, spec, client.progress, &from_threads, &go_tx);
+    let (start, sampler) = coordinate(threads, spec, client, &from_threads, &go_tx);
     let mut total = PhaseResult {
         phase: spec.phase,
         stats: PhaseStats::default(),
         warmup: PhaseStats::default(),
         elapsed: Duration::ZERO,
         timed_out: false,
+        server_busy: None,
     };
     let mut first_err = None;
     let mut last_done: Option<Instant> = None;
@@ -105,6 +121,11 @@ pub fn run_phase(shared: &Arc<Shared>, client: &ClientConfig, spec: PhaseSpec) -
         Some(d) if !total.timed_out => d,
         _ => last_done.map_or(Duration::ZERO, |t| t.saturating_duration_since(measured_from)),
     };
+    total.server_busy = match (sampler.and_then(|s| s.join().ok()), &client.server_busy) {
+        (Some((from, Some(to))), _) if !total.timed_out => Some(to.saturating_sub(from)),
+        (Some((from, None)), Some(probe)) => Some((probe.0)().saturating_sub(from)),
+        _ => None,
+    };
     Ok(total)
 }
 
@@ -124,17 +145,37 @@ fn thread_plan(client: &ClientConfig, spec: PhaseSpec, thread: usize) -> ThreadP
     }
 }
 
+/// The server's busy time when the measured window opens and, for a timed phase, when it
+/// closes (an untimed phase closes when its last operation is done).
+type Sampler = std::thread::JoinHandle<(Duration, Option<Duration>)>;
+
+fn sample_busy(probe: BusyProbe, spec: PhaseSpec, start: Instant) -> Option<Sampler> {
+    let sleep_until = |t: Instant| std::thread::sleep(t.saturating_duration_since(Instant::now()));
+    let window = start + spec.warmup;
+    let spawned = std::thread::Builder::new().name("ycsb-busy".into()).spawn(move || {
+        sleep_until(window);
+        let from = (probe.0)();
+        let to = spec.duration.map(|d| {
+            sleep_until(window + d);
+            (probe.0)()
+        });
+        (from, to)
+    });
+    spawned.ok()
+}
+
 /// Starts the threads together once all are connected (or aborts them all if one cannot
-/// connect), then prints progress until every thread is gone. Returns the start instant.
+/// connect), then prints progress until every thread is gone. Returns the start instant
+/// and the sampler of the server's busy time.
 fn coordinate(
     threads: usize,
     spec: PhaseSpec,
-    every: Option<Duration>,
+    client: &ClientConfig,
     from_threads: &flume::Receiver<(usize, ToMain)>,
     go: &[flume::Sender<Option<Instant>>],
-) -> Option<Instant> {
-    let mut progress = every.map(|e| Progress::new(spec.phase, threads, e));
-    let (mut ready, mut start, mut aborted) = (0, None, false);
+) -> (Option<Instant>, Option<Sampler>) {
+    let mut progress = client.progress.map(|e| Progress::new(spec.phase, threads, e));
+    let (mut ready, mut start, mut aborted, mut sampler) = (0, None, false, None);
     while let Ok((_thread, msg)) = from_threads.recv() {
         match msg {
             ToMain::Ready => {
@@ -146,6 +187,7 @@ fn coordinate(
                     for g in go {
                         let _ = g.try_send(Some(at));
                     }
+                    sampler = client.server_busy.clone().and_then(|p| sample_busy(p, spec, at));
                 }
             }
             ToMain::Failed => {
@@ -166,5 +208,5 @@ fn coordinate(
             }
         }
     }
-    start
+    (start, sampler)
 }

@@ -92,7 +92,7 @@ async fn serve(mut conn: glommio::net::TcpStream) {
 
 fn client(rate: Option<f64>) -> ClientConfig {
     let cpu = core_shard::placement::resolve_online(Some(1), None, Default::default()).unwrap().cpus;
-    ClientConfig { threads: 1, concurrency: 8, cpus: cpu, target_rate: rate, progress: None }
+    ClientConfig { threads: 1, concurrency: 8, cpus: cpu, target_rate: rate, progress: None, server_busy: None }
 }
 
 fn shared(addr: &str, records: u64) -> Arc<Shared> {

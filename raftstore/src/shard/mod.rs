@@ -62,6 +62,7 @@ impl Shard {
             }
             self.process_readies();
             self.ctx.transport.flush();
+            self.publish_busy_time();
             glommio::yield_if_needed().await;
         }
         for p in self.peers.values_mut() {
@@ -110,6 +111,15 @@ impl Shard {
             Event::Destroyed { region_id } => self.on_destroyed(region_id),
             Event::Operator(step) => self.on_operator(*step),
             Event::Rebalance { to_shard } => self.on_rebalance(to_shard),
+        }
+    }
+
+    /// Publishes the executor's busy time (`StoreShared::busy_nanos`) for benchmarks.
+    fn publish_busy_time(&self) {
+        if let Some(b) = self.ctx.shared.busy_nanos.get(self.ctx.shard_id) {
+            // `executor_stats` hands over (and resets) what accumulated since the last call.
+            let busy = glommio::executor().executor_stats().total_runtime();
+            b.fetch_add(busy.as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
