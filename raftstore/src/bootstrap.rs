@@ -16,7 +16,7 @@ use pd::PdError;
 use rocksdb::WriteBatch;
 
 use crate::ctx::ShardCtx;
-use crate::engine::{delete_data_range, put_msg};
+use crate::engine::put_msg;
 use crate::error::{Result, StoreError};
 use crate::keys;
 use crate::storage::PeerStorage;
@@ -164,7 +164,7 @@ async fn finish_bootstrap(ctx: &ShardCtx, ident: &Ident, region_id: u64, address
                 Err(_) => {
                     tracing::info!(region_id, "another store bootstrapped the cluster; dropping our first region");
                     let mut wb = WriteBatch::default();
-                    delete_data_range(&mut wb, &region.start_key, &region.end_key);
+                    ctx.engine.delete_region_data(&mut wb, &region.start_key, &region.end_key);
                     wb.delete(keys::region_state_key(region_id));
                     wb.delete(keys::apply_state_key(region_id));
                     ctx.engine.write_durable(wb).await

@@ -6,6 +6,11 @@
 //! pool, never on the executor (the batch is borrowed by the write: no copy is kept in case). Writes that must be durable on their own (a snapshot's data, a region handed
 //! over from another shard, bootstrap) use the WAL with sync, on the blocking pool. Flushes
 //! (which make WAL-less writes durable) also run on the blocking pool.
+//!
+//! Column families: `default` holds region metadata and raw KV data (`z` + key); the
+//! transactional data of [`crate::txn`] lives in `txn_default`, `txn_lock` and `txn_write`
+//! (`z` + MVCC-encoded key), so the two APIs never see each other's keys. A region's data is
+//! its key range in all four ([`KvEngine::clear_region`], [`OwnedSnapshot::scan_region`]).
 
 use std::cell::{Ref, RefCell};
 use std::path::{Path, PathBuf};
@@ -14,11 +19,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use prost::Message;
-use rocksdb::{Cache, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
+    WriteOptions, DB,
+};
 
 use crate::config::StorageConfig;
 use crate::error::{Result, StoreError};
 use crate::keys;
+use crate::txn::{self, codec, Cf};
 use crate::value_cache::{CacheStats, ValueCache};
 use net::proto::metapb::Region;
 use net::proto::raft_serverpb::{RaftApplyState, RegionLocalState};
@@ -93,7 +102,12 @@ impl KvEngine {
             table.set_pin_l0_filter_and_index_blocks_in_cache(true);
         }
         opts.set_block_based_table_factory(&table);
-        let db = DB::open(&opts, path).map_err(|e| StoreError::Engine(format!("open {}: {e}", path.display())))?;
+        opts.create_missing_column_families(true);
+        let families = std::iter::once(rocksdb::DEFAULT_COLUMN_FAMILY_NAME)
+            .chain(Cf::ALL.iter().map(|cf| cf.name()))
+            .map(|name| ColumnFamilyDescriptor::new(name, opts.clone()));
+        let db = DB::open_cf_descriptors(&opts, path, families)
+            .map_err(|e| StoreError::Engine(format!("open {}: {e}", path.display())))?;
         Ok(KvEngine {
             slot: Rc::new(RefCell::new(Some(Arc::new(db)))),
             values: Rc::new(RefCell::new(ValueCache::new(cfg.value_cache_mb << 20))),
@@ -351,6 +365,59 @@ impl KvEngine {
         }
     }
 
+    /// Deletes everything a region keeps in the shard's RocksDB: its data in every family,
+    /// its region state and its apply state. (A caller that keeps a tombstone writes it after
+    /// this, in the same batch.) With the database closed only the metadata is deleted; the
+    /// batch cannot be written then anyway.
+    pub fn clear_region(&self, batch: &mut WriteBatch, region: &Region) {
+        self.delete_region_data(batch, &region.start_key, &region.end_key);
+        batch.delete(keys::region_state_key(region.id));
+        batch.delete(keys::apply_state_key(region.id));
+    }
+
+    /// Deletes the data of the user key range `[start, end)` in every family (raw and
+    /// transactional).
+    pub fn delete_region_data(&self, batch: &mut WriteBatch, start: &[u8], end: &[u8]) {
+        delete_data_range(batch, start, end);
+        let Ok(db) = self.db() else { return };
+        for cf in Cf::ALL {
+            if let Some(handle) = db.cf_handle(cf.name()) {
+                let (lo, hi) = txn_range(start, end);
+                batch.delete_range_cf(handle, lo, hi);
+            }
+        }
+    }
+
+    /// Puts a pair of a region's data as [`OwnedSnapshot::scan_region`] reported it (family
+    /// number, key within the family without the data prefix, value): receiving a snapshot
+    /// or a region handed over. An unknown family is an error (the sender is newer or the
+    /// data damaged).
+    pub fn put_region_pair(&self, batch: &mut WriteBatch, family: u32, key: &[u8], value: &[u8]) -> Result<()> {
+        if family == RAW_FAMILY {
+            batch.put(keys::data_key(key), value);
+            return Ok(());
+        }
+        let db = self.db()?;
+        let handle = family_cf(family)
+            .and_then(|cf| db.cf_handle(cf.name()))
+            .ok_or_else(|| StoreError::Engine(format!("unknown column family number {family}")))?;
+        batch.put_cf(handle, keys::data_key(key), value);
+        Ok(())
+    }
+
+    /// Adds transactional modifications (from [`txn::TxnCommand::process`]) to a batch.
+    pub fn put_modifies(&self, batch: &mut WriteBatch, modifies: &[txn::Modify]) -> Result<()> {
+        let db = self.db()?;
+        for m in modifies {
+            let handle = txn_cf(&db, m.cf())?;
+            match m {
+                txn::Modify::Put { key, value, .. } => batch.put_cf(handle, keys::data_key(key), value),
+                txn::Modify::Delete { key, .. } => batch.delete_cf(handle, keys::data_key(key)),
+            }
+        }
+        Ok(())
+    }
+
     /// A consistent view of the database as of now, usable from another thread.
     pub fn snapshot(&self) -> Result<OwnedSnapshot> {
         let db = self.db_arc()?;
@@ -360,6 +427,32 @@ impl KvEngine {
         let snap: rocksdb::Snapshot<'static> = unsafe { std::mem::transmute(snap) };
         Ok(OwnedSnapshot { snap, _db: db.clone() })
     }
+}
+
+/// The family number of raw data in [`OwnedSnapshot::scan_region`] and
+/// [`KvEngine::put_region_pair`]; the transactional families follow in [`Cf::ALL`] order.
+pub const RAW_FAMILY: u32 = 0;
+
+/// The number of a transactional family.
+pub fn family_number(cf: Cf) -> u32 {
+    Cf::ALL.iter().position(|&c| c == cf).map_or(RAW_FAMILY, |i| i as u32 + 1)
+}
+
+fn family_cf(family: u32) -> Option<Cf> {
+    let i = usize::try_from(family.checked_sub(1)?).ok()?;
+    Cf::ALL.get(i).copied()
+}
+
+fn txn_cf(db: &DB, cf: Cf) -> Result<&ColumnFamily> {
+    db.cf_handle(cf.name()).ok_or_else(|| StoreError::Engine(format!("column family {} missing", cf.name())))
+}
+
+/// The keys of a transactional family holding the user key range `[start, end)` (empty end:
+/// to the end), with the data prefix: encoding keeps the order of user keys.
+pub fn txn_range(start: &[u8], end: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let lo = keys::data_key(&codec::encode_key(start));
+    let hi = if end.is_empty() { keys::DATA_END.to_vec() } else { keys::data_key(&codec::encode_key(end)) };
+    (lo, hi)
 }
 
 /// A RocksDB snapshot that owns a handle to its database.
@@ -377,6 +470,47 @@ impl OwnedSnapshot {
     /// value until it returns false.
     pub fn scan(&self, start: &[u8], end: &[u8], f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
         self.scan_dir(start, end, false, f)
+    }
+
+    /// Every pair of a region's data, raw and transactional: calls `f` with the family
+    /// number ([`RAW_FAMILY`] or [`family_number`]), the key within the family without the
+    /// data prefix, and the value, until it returns false.
+    pub fn scan_region(&self, start: &[u8], end: &[u8], mut f: impl FnMut(u32, &[u8], &[u8]) -> bool) -> Result<()> {
+        let mut go = true;
+        self.scan(start, end, |k, v| {
+            go = f(RAW_FAMILY, k, v);
+            go
+        })?;
+        for cf in Cf::ALL {
+            if !go {
+                break;
+            }
+            let (lo, hi) = txn_range(start, end);
+            let family = family_number(cf);
+            self.scan_cf(cf, &lo, &hi, |k, v| {
+                go = f(family, keys::origin_key(k), v);
+                go
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Pairs of a transactional family with `lo <= key < hi` (keys with the data prefix).
+    fn scan_cf(&self, cf: Cf, lo: &[u8], hi: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let handle = txn_cf(&self._db, cf)?;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(lo.to_vec());
+        ro.set_iterate_upper_bound(hi.to_vec());
+        let mut it = self.snap.raw_iterator_cf_opt(handle, ro);
+        it.seek(lo);
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            if !f(k, v) {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status().map_err(engine_err)
     }
 
     /// [`OwnedSnapshot::scan`] in either direction.
@@ -418,16 +552,30 @@ pub fn put_msg(batch: &mut WriteBatch, key: &[u8], m: &impl Message) {
     batch.put(key, m.encode_to_vec());
 }
 
-/// Deletes every data key of `[start, end)`.
+/// Deletes every raw data key of `[start, end)` (transactional data stays: see
+/// [`KvEngine::delete_region_data`]).
 pub fn delete_data_range(batch: &mut WriteBatch, start: &[u8], end: &[u8]) {
     batch.delete_range(keys::data_key(start), keys::data_end_key(end));
 }
 
-/// Deletes everything a region keeps in the shard's RocksDB: its data, its region state and
-/// its apply state. (A caller that keeps a tombstone writes it after this, in the same
-/// batch.)
-pub fn clear_region(batch: &mut WriteBatch, region: &Region) {
-    delete_data_range(batch, &region.start_key, &region.end_key);
-    batch.delete(keys::region_state_key(region.id));
-    batch.delete(keys::apply_state_key(region.id));
+impl txn::Snapshot for OwnedSnapshot {
+    fn get(&self, cf: Cf, key: &[u8]) -> txn::Result<Option<Vec<u8>>> {
+        let handle = txn_cf(&self._db, cf).map_err(|e| txn::TxnError::Engine(e.to_string()))?;
+        self.snap.get_cf(handle, keys::data_key(key)).map_err(|e| txn::TxnError::Engine(e.to_string()))
+    }
+
+    fn scan(&self, cf: Cf, from: &[u8], to: Option<&[u8]>, limit: usize) -> txn::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let lo = keys::data_key(from);
+        let hi = to.map_or_else(|| keys::DATA_END.to_vec(), keys::data_key);
+        let mut out = Vec::new();
+        if limit == 0 || hi <= lo {
+            return Ok(out);
+        }
+        self.scan_cf(cf, &lo, &hi, |k, v| {
+            out.push((keys::origin_key(k).to_vec(), v.to_vec()));
+            out.len() < limit
+        })
+        .map_err(|e| txn::TxnError::Engine(e.to_string()))?;
+        Ok(out)
+    }
 }

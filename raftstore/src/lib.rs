@@ -19,6 +19,8 @@
 //!   errors; [`region_error`]: the typed region errors; [`storage`]: raft-rs `Storage` over
 //!   the log engine; [`engine`]: the shard's RocksDB, with [`value_cache`] in front of it;
 //!   [`keys`], [`config`], [`error`].
+//! * [`txn`]: Percolator transactions over MVCC as pure code (actions, commands, latches);
+//!   uses nothing of the store.
 
 #![warn(missing_docs)]
 
@@ -45,6 +47,7 @@ pub mod startup;
 pub mod storage;
 pub mod tracker;
 pub mod transport;
+pub mod txn;
 pub mod value_cache;
 
 pub use config::Config;

@@ -23,8 +23,9 @@ pub struct Handover {
     pub hard_state: eraftpb::HardState,
     /// Every live raft log entry.
     pub entries: Vec<eraftpb::Entry>,
-    /// Every user key and value of the region.
-    pub data: Vec<(Bytes, Bytes)>,
+    /// Every pair of the region's data: family number (`engine::RAW_FAMILY` or a
+    /// transactional family), key within the family, value.
+    pub data: Vec<(u32, Bytes, Bytes)>,
     /// The shard that hands it over.
     pub from_shard: usize,
     /// The peer led the region there (then it campaigns at once where it lands).

@@ -17,7 +17,7 @@ use net::proto::raft_serverpb::PeerState;
 use rocksdb::WriteBatch;
 
 use crate::ctx::ShardCtx;
-use crate::engine::{clear_region, StoredRegion};
+use crate::engine::StoredRegion;
 use crate::error::Result;
 use crate::msg::ShardMsg;
 use crate::peer::Peer;
@@ -130,7 +130,7 @@ fn start_peers(ctx: &ShardCtx, stored: Vec<(u64, StoredRegion)>, drop: &[u64]) -
         let region = s.state.region.clone().unwrap_or_default();
         if drop.contains(&region_id) || s.state.state == PeerState::Applying as i32 {
             let mut wb = WriteBatch::default();
-            clear_region(&mut wb, &region);
+            ctx.engine.clear_region(&mut wb, &region);
             ctx.engine.write_durable_blocking(wb)?;
             if let Ok(d) = ctx.log.remove(region_id) {
                 drop_durable(d);

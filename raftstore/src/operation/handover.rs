@@ -24,7 +24,7 @@ use bytes::Bytes;
 use net::proto::raft_serverpb::{PeerState, RegionLocalState};
 use rocksdb::WriteBatch;
 
-use crate::engine::{clear_region, put_msg};
+use crate::engine::put_msg;
 use crate::keys;
 use crate::msg::{Event, Handover, Landed, ShardMsg};
 use crate::peer::{Lifecycle, Peer, Work};
@@ -89,8 +89,8 @@ impl Shard {
             let data = glommio::executor()
                 .spawn_blocking(move || {
                     let mut out = Vec::new();
-                    snap.scan(&r2.start_key, &r2.end_key, |k, v| {
-                        out.push((Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)));
+                    snap.scan_region(&r2.start_key, &r2.end_key, |family, k, v| {
+                        out.push((family, Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)));
                         true
                     })
                     .map(|()| out)
@@ -113,9 +113,13 @@ impl Shard {
         let region = h.state.region.clone().unwrap_or_default();
         let region_id = region.id;
         let mut wb = WriteBatch::default();
-        clear_region(&mut wb, &region);
-        for (k, v) in &h.data {
-            wb.put(keys::data_key(k), v);
+        self.ctx.engine.clear_region(&mut wb, &region);
+        for (family, k, v) in &h.data {
+            if let Err(e) = self.ctx.engine.put_region_pair(&mut wb, *family, k, v) {
+                tracing::error!(region_id, "handover data refused: {e}");
+                let _ = self.ctx.outbox.try_send(h.from_shard, ShardMsg::HandoverFailed { region_id });
+                return;
+            }
         }
         put_msg(&mut wb, &keys::region_state_key(region_id), &h.state);
         put_msg(&mut wb, &keys::apply_state_key(region_id), &h.apply);
@@ -190,7 +194,7 @@ impl Shard {
         peer.fail_pending(moved, moved);
         let region = peer.region().clone();
         let mut wb = WriteBatch::default();
-        clear_region(&mut wb, &region);
+        self.ctx.engine.clear_region(&mut wb, &region);
         if let Err(e) = self.ctx.engine.write_or_defer(wb, "handover cleanup") {
             tracing::warn!(region_id, "handover cleanup failed: {e}");
         }

@@ -24,7 +24,7 @@ use rocksdb::WriteBatch;
 
 use crate::cmd::{ApplyEffect, CmdError, CmdResponse, CmdResult};
 use crate::ctx::ShardCtx;
-use crate::engine::{clear_region, put_msg};
+use crate::engine::put_msg;
 use crate::keys;
 use crate::msg::{Event, ShardMsg};
 use crate::peer::{Lifecycle, Peer, Work};
@@ -165,7 +165,7 @@ impl Shard {
             // our copy of its range is stale.
             tracing::info!(region_id = right.id, shard = s, "split target exists on another shard");
             let mut wb = WriteBatch::default();
-            clear_region(&mut wb, &right);
+            self.ctx.engine.clear_region(&mut wb, &right);
             if let Err(e) = self.ctx.engine.write_or_defer(wb, "stale split target") {
                 tracing::warn!(region_id = right.id, "cannot drop the stale copy of a split's region: {e}");
             }

@@ -176,6 +176,16 @@ impl Peer {
                 self.check_key(&c.key)?;
                 resp.cas = Some(apply_cas(ctx, wb, staged, c)?);
             }
+            CmdType::TxnWrite => {
+                let t = req.txn_write.as_ref().ok_or_else(|| CmdError::Other("txn write without body".into()))?;
+                let modifies = crate::txn::wire::decode_modifies(t).map_err(CmdError::Other)?;
+                for m in &modifies {
+                    let user =
+                        crate::txn::codec::user_key_of(m.cf(), m.key()).map_err(|e| CmdError::Other(e.to_string()))?;
+                    self.check_key(&user)?;
+                }
+                ctx.engine.put_modifies(wb, &modifies).map_err(|e| CmdError::Other(e.to_string()))?;
+            }
             CmdType::Invalid => return Err(CmdError::Other(format!("unknown command type {}", req.cmd_type))),
         }
         Ok(resp)

@@ -20,7 +20,7 @@ use rocksdb::WriteBatch;
 
 use super::{Lifecycle, Peer};
 use crate::ctx::ShardCtx;
-use crate::engine::{clear_region, delete_data_range, put_msg};
+use crate::engine::put_msg;
 use crate::keys;
 use crate::msg::Event;
 use crate::storage::{conf_state_of, encode_entry, reset_log, SnapState};
@@ -50,8 +50,8 @@ impl Peer {
                 let r2 = region.clone();
                 let read = glommio::executor().spawn_blocking(move || {
                     let mut pairs = Vec::new();
-                    snap.scan(&r2.start_key, &r2.end_key, |k, v| {
-                        pairs.push(KeyValue { key: Bytes::copy_from_slice(k), value: Bytes::copy_from_slice(v) });
+                    snap.scan_region(&r2.start_key, &r2.end_key, |cf, k, v| {
+                        pairs.push(KeyValue { key: Bytes::copy_from_slice(k), value: Bytes::copy_from_slice(v), cf });
                         true
                     })
                     .map(|()| pairs)
@@ -117,11 +117,14 @@ impl Peer {
         let old = self.region().clone();
         let mut wb = WriteBatch::default();
         if !old.peers.is_empty() {
-            delete_data_range(&mut wb, &old.start_key, &old.end_key);
+            ctx.engine.delete_region_data(&mut wb, &old.start_key, &old.end_key);
         }
-        clear_region(&mut wb, &region);
+        ctx.engine.clear_region(&mut wb, &region);
         for kv in &data.pairs {
-            wb.put(keys::data_key(&kv.key), &kv.value);
+            if let Err(e) = ctx.engine.put_region_pair(&mut wb, kv.cf, &kv.key, &kv.value) {
+                tracing::error!(region_id, "snapshot data refused: {e}");
+                return;
+            }
         }
         let apply = RaftApplyState {
             applied_index: meta.index,

@@ -7,7 +7,7 @@ use net::proto::raft_serverpb::{PeerState, RaftMessage, RegionLocalState};
 use rocksdb::WriteBatch;
 
 use super::Shard;
-use crate::engine::{clear_region, put_msg, WriteError};
+use crate::engine::{put_msg, WriteError};
 use crate::keys;
 use crate::msg::Event;
 use crate::peer::Peer;
@@ -141,7 +141,7 @@ impl Shard {
             return;
         }
         let mut wb = WriteBatch::default();
-        clear_region(&mut wb, &region);
+        self.ctx.engine.clear_region(&mut wb, &region);
         if tombstone {
             let state = RegionLocalState {
                 state: PeerState::Tombstone as i32,
