@@ -15,6 +15,8 @@ pub enum CmdError {
     Region(Box<RegionError>),
     /// The command itself failed (not retryable as is).
     Other(String),
+    /// A transactional read met a key error (a lock in the way).
+    Key(Box<crate::txn::KeyError>),
 }
 
 /// The result of a replicated command.
@@ -54,6 +56,57 @@ pub enum ReadRequest {
         reverse: bool,
         /// Keys only.
         key_only: bool,
+    },
+    /// A transactional read.
+    Txn(TxnRead),
+}
+
+/// A transactional read at a timestamp (`bypass`: start timestamps of transactions whose
+/// locks the reader may read past).
+#[derive(Debug, Clone)]
+pub enum TxnRead {
+    /// One key.
+    Get {
+        /// The key.
+        key: Bytes,
+        /// The read timestamp.
+        ts: u64,
+        /// Locks read past.
+        bypass: Vec<u64>,
+    },
+    /// Many keys.
+    BatchGet {
+        /// The keys.
+        keys: Vec<Bytes>,
+        /// The read timestamp.
+        ts: u64,
+        /// Locks read past.
+        bypass: Vec<u64>,
+    },
+    /// A range, ascending.
+    Scan {
+        /// First key (inclusive).
+        start: Bytes,
+        /// End (exclusive; empty = the region's end).
+        end: Bytes,
+        /// At most this many (0 = no limit).
+        limit: u32,
+        /// The read timestamp.
+        ts: u64,
+        /// Locks read past.
+        bypass: Vec<u64>,
+    },
+    /// Locks of transactions started at or before `max_ts` in a range: pairs of key and
+    /// encoded lock.
+    ScanLock {
+        /// First key (inclusive).
+        start: Bytes,
+        /// End (exclusive; empty = the region's end).
+        end: Bytes,
+        /// At most this many (0 = no limit).
+        limit: u32,
+        /// Newest start timestamp reported.
+        max_ts: u64,
     },
 }
 

@@ -418,6 +418,36 @@ impl KvEngine {
         Ok(())
     }
 
+    /// A key of a transactional family in the live database (key without the data prefix).
+    fn get_txn(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let db = self.db()?;
+        db.get_cf(txn_cf(&db, cf)?, keys::data_key(key)).map_err(engine_err)
+    }
+
+    /// Pairs of a transactional family in the live database with `from <= key < to` (keys
+    /// without the data prefix; `to` `None`: no end), at most `limit`.
+    fn scan_txn(&self, cf: Cf, from: &[u8], to: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let lo = keys::data_key(from);
+        let hi = to.map_or_else(|| keys::DATA_END.to_vec(), keys::data_key);
+        let mut out = Vec::new();
+        if limit == 0 || hi <= lo {
+            return Ok(out);
+        }
+        let db = self.db()?;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(lo.clone());
+        ro.set_iterate_upper_bound(hi);
+        let mut it = db.raw_iterator_cf_opt(txn_cf(&db, cf)?, ro);
+        it.seek(&lo);
+        while it.valid() && out.len() < limit {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            out.push((keys::origin_key(k).to_vec(), v.to_vec()));
+            it.next();
+        }
+        it.status().map_err(engine_err)?;
+        Ok(out)
+    }
+
     /// A consistent view of the database as of now, usable from another thread.
     pub fn snapshot(&self) -> Result<OwnedSnapshot> {
         let db = self.db_arc()?;
@@ -556,6 +586,56 @@ pub fn put_msg(batch: &mut WriteBatch, key: &[u8], m: &impl Message) {
 /// [`KvEngine::delete_region_data`]).
 pub fn delete_data_range(batch: &mut WriteBatch, start: &[u8], end: &[u8]) {
     batch.delete_range(keys::data_key(start), keys::data_end_key(end));
+}
+
+/// Transactional changes of the apply batch not yet written, by family and key (`None`:
+/// deleted).
+pub type TxnStaged = std::collections::BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>;
+
+/// The transactional families of the live database as the apply batch has changed them so
+/// far: what a transactional command processed at apply reads (the shard applies one entry
+/// at a time, so nothing else changes the families underneath).
+pub struct ApplyView<'a> {
+    /// The shard's database.
+    pub engine: &'a KvEngine,
+    /// The batch's changes so far.
+    pub staged: &'a TxnStaged,
+}
+
+fn txn_err(e: StoreError) -> txn::TxnError {
+    txn::TxnError::Engine(e.to_string())
+}
+
+impl txn::Snapshot for ApplyView<'_> {
+    fn get(&self, cf: Cf, key: &[u8]) -> txn::Result<Option<Vec<u8>>> {
+        match self.staged.get(&(cf, key.to_vec())) {
+            Some(v) => Ok(v.clone()),
+            None => self.engine.get_txn(cf, key).map_err(txn_err),
+        }
+    }
+
+    fn scan(&self, cf: Cf, from: &[u8], to: Option<&[u8]>, limit: usize) -> txn::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        use std::ops::Bound;
+        if to.is_some_and(|t| t <= from) {
+            return Ok(Vec::new());
+        }
+        let staged: Vec<_> = self
+            .staged
+            .range((Bound::Included((cf, from.to_vec())), Bound::Unbounded))
+            .take_while(|((c, k), _)| *c == cf && to.is_none_or(|t| k.as_slice() < t))
+            .collect();
+        // Each staged delete hides at most one stored pair: read that many more.
+        let deletes = staged.iter().filter(|(_, v)| v.is_none()).count();
+        let stored = self.engine.scan_txn(cf, from, to, limit.saturating_add(deletes)).map_err(txn_err)?;
+        let mut merged: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
+        for ((_, k), v) in staged {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().take(limit).collect())
+    }
 }
 
 impl txn::Snapshot for OwnedSnapshot {

@@ -19,7 +19,7 @@
 //!   errors; [`region_error`]: the typed region errors; [`storage`]: raft-rs `Storage` over
 //!   the log engine; [`engine`]: the shard's RocksDB, with [`value_cache`] in front of it;
 //!   [`keys`], [`config`], [`error`].
-//! * [`txn`]: Percolator transactions over MVCC as pure code (actions, commands, latches);
+//! * [`txn`]: Percolator transactions over MVCC as pure code (actions, commands, protocol);
 //!   uses nothing of the store.
 
 #![warn(missing_docs)]

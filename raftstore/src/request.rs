@@ -63,6 +63,16 @@ requests! {
     RawBatchDelete(RawBatchDeleteRequest) = RawBatchDelete, region: |r| ctx_region(&r.context);
     RawDeleteRange(RawDeleteRangeRequest) = RawDeleteRange, region: |r| ctx_region(&r.context);
     RawCas(RawCasRequest) = RawCas, region: |r| ctx_region(&r.context);
+    KvGet(KvGetRequest) = KvGet, region: |r| ctx_region(&r.context);
+    KvBatchGet(KvBatchGetRequest) = KvBatchGet, region: |r| ctx_region(&r.context);
+    KvScan(KvScanRequest) = KvScan, region: |r| ctx_region(&r.context);
+    KvScanLock(KvScanLockRequest) = KvScanLock, region: |r| ctx_region(&r.context);
+    KvPrewrite(KvPrewriteRequest) = KvPrewrite, region: |r| ctx_region(&r.context);
+    KvCommit(KvCommitRequest) = KvCommit, region: |r| ctx_region(&r.context);
+    KvBatchRollback(KvBatchRollbackRequest) = KvBatchRollback, region: |r| ctx_region(&r.context);
+    KvCleanup(KvCleanupRequest) = KvCleanup, region: |r| ctx_region(&r.context);
+    KvCheckTxnStatus(KvCheckTxnStatusRequest) = KvCheckTxnStatus, region: |r| ctx_region(&r.context);
+    KvResolveLock(KvResolveLockRequest) = KvResolveLock, region: |r| ctx_region(&r.context);
     ChangePeer(ChangePeerRequest) = AdminChangePeer, region: |r| ctx_region(&r.context);
     TransferLeader(TransferLeaderRequest) = AdminTransferLeader, region: |r| ctx_region(&r.context);
     Split(SplitRegionRequest) = AdminSplit, region: |r| ctx_region(&r.context);

@@ -1,11 +1,15 @@
-//! Normal writes: put, delete, delete range, compare-and-swap.
+//! Normal writes: put, delete, delete range, compare-and-swap, transactional commands.
 //!
 //! *Propose* (leader): the peer must take writes (not moving between shards), lead, match the
 //! request's region version, and own every key; the requests become one `RaftCmdRequest`.
 //! *Apply* (every replica): the region version is checked again (a split in between makes the
 //! command `EpochNotMatch`), each key again, and the changes go into the ready's write batch.
 //! A compare-and-swap reads the current value through what the batch already holds
-//! ([`Staged`]), so it sees the entries before it in the same batch.
+//! ([`Staged`]), so it sees the entries before it in the same batch. A transactional command
+//! (`TxnCommand`: prewrite, commit, rollback…) is processed here too, on every replica,
+//! against the state at its log position (the batch's changes included): the raft log
+//! orders commands on the same keys, so no latch is needed and no leader's snapshot can be
+//! stale. Its answer is the encoded `kvrpcpb` response.
 //! *Result*: the responses (a CAS's outcome) answer the proposal once the batch is written.
 
 use bytes::Bytes;
@@ -16,10 +20,11 @@ use rocksdb::WriteBatch;
 
 use crate::cmd::{CmdError, CmdResponse, CmdResult};
 use crate::ctx::ShardCtx;
-use crate::engine::delete_data_range;
+use crate::engine::{delete_data_range, ApplyView, TxnStaged};
 use crate::keys;
 use crate::peer::{Peer, Work};
 use crate::region_error;
+use crate::txn;
 
 /// The keys a request touches (a range's start and, if any, its end).
 fn request_keys(r: &Request) -> Vec<&[u8]> {
@@ -40,10 +45,11 @@ enum StagedOp {
 }
 
 /// What the current apply batch has written so far: RocksDB does not read a batch that is
-/// not written yet, so a compare-and-swap looks here first.
+/// not written yet, so a compare-and-swap or a transactional command looks here first.
 #[derive(Default)]
 pub struct Staged {
     ops: Vec<StagedOp>,
+    txn: TxnStaged,
 }
 
 impl Staged {
@@ -143,7 +149,7 @@ impl Peer {
         req: &raft_cmdpb::Request,
     ) -> Result<raft_cmdpb::Response, CmdError> {
         let cmd_type = CmdType::from_i32(req.cmd_type).unwrap_or(CmdType::Invalid);
-        let mut resp = raft_cmdpb::Response { cmd_type: req.cmd_type, cas: None };
+        let mut resp = raft_cmdpb::Response { cmd_type: req.cmd_type, ..Default::default() };
         match cmd_type {
             CmdType::Put => {
                 let p = req.put.as_ref().ok_or_else(|| CmdError::Other("put without body".into()))?;
@@ -186,10 +192,45 @@ impl Peer {
                 }
                 ctx.engine.put_modifies(wb, &modifies).map_err(|e| CmdError::Other(e.to_string()))?;
             }
+            CmdType::TxnCommand => {
+                let t = req.txn_command.as_ref().ok_or_else(|| CmdError::Other("txn command without body".into()))?;
+                let method = net::Method::from_i32(t.method as i32)
+                    .filter(|&m| txn::proto::is_write(m))
+                    .ok_or_else(|| CmdError::Other(format!("unknown transactional method {}", t.method)))?;
+                let result = match txn::proto::command_of(method, &t.payload) {
+                    Ok(cmd) => {
+                        for k in cmd.keys() {
+                            self.check_key(k)?;
+                        }
+                        apply_txn(ctx, wb, staged, &cmd)
+                    }
+                    Err(e) => Err(e),
+                };
+                resp.txn = txn::proto::response_payload(method, result).into();
+            }
             CmdType::Invalid => return Err(CmdError::Other(format!("unknown command type {}", req.cmd_type))),
         }
         Ok(resp)
     }
+}
+
+/// Processes a transactional command against the state the batch has reached, and stages
+/// its modifications.
+fn apply_txn(
+    ctx: &ShardCtx,
+    wb: &mut WriteBatch,
+    staged: &mut Staged,
+    cmd: &txn::TxnCommand,
+) -> Result<txn::TxnResponse, txn::TxnError> {
+    let p = cmd.process(&ApplyView { engine: &ctx.engine, staged: &staged.txn })?;
+    ctx.engine.put_modifies(wb, &p.modifies).map_err(|e| txn::TxnError::Engine(e.to_string()))?;
+    for m in p.modifies {
+        match m {
+            txn::Modify::Put { cf, key, value } => staged.txn.insert((cf, key), Some(value)),
+            txn::Modify::Delete { cf, key } => staged.txn.insert((cf, key), None),
+        };
+    }
+    Ok(p.response)
 }
 
 /// Compare-and-swap: reads the current value (through the batch, so earlier entries are

@@ -31,12 +31,13 @@ use core_shard::oneshot;
 use net::proto::metapb::Region;
 
 use super::Peer;
-use crate::cmd::{CmdError, ReadRequest, ReadResult};
+use crate::cmd::{CmdError, ReadRequest, ReadResult, TxnRead};
 use crate::ctx::ShardCtx;
 use crate::engine::OwnedSnapshot;
 use crate::keys;
 use crate::region_error;
 use crate::tracker::{Stage, Ticket};
+use crate::txn;
 
 /// The leader lease.
 #[derive(Debug)]
@@ -124,17 +125,29 @@ fn check_keys(req: &ReadRequest, region: &Region) -> Result<(), CmdError> {
             Err(region_error::key_not_in_region(k, region))
         }
     };
+    let check_range = |start: &[u8], end: &[u8]| {
+        check(start)?;
+        let end_ok = region.end_key.is_empty() || (!end.is_empty() && end[..] <= region.end_key[..]);
+        if end_ok {
+            Ok(())
+        } else {
+            Err(region_error::key_not_in_region(end, region))
+        }
+    };
     match req {
-        ReadRequest::Get { key } => check(key),
-        ReadRequest::BatchGet { keys } => keys.iter().try_for_each(|k| check(k)),
-        ReadRequest::Scan { start, end, .. } => {
-            check(start)?;
-            let end_ok = region.end_key.is_empty() || (!end.is_empty() && end[..] <= region.end_key[..]);
-            if end_ok {
-                Ok(())
-            } else {
-                Err(region_error::key_not_in_region(end, region))
+        ReadRequest::Get { key } | ReadRequest::Txn(TxnRead::Get { key, .. }) => check(key),
+        ReadRequest::BatchGet { keys } | ReadRequest::Txn(TxnRead::BatchGet { keys, .. }) => {
+            keys.iter().try_for_each(|k| check(k))
+        }
+        ReadRequest::Scan { start, end, .. }
+        | ReadRequest::Txn(TxnRead::Scan { start, end, .. })
+        | ReadRequest::Txn(TxnRead::ScanLock { start, end, .. }) => {
+            // An empty end means the region's end.
+            let end: &[u8] = if end.is_empty() { &region.end_key } else { end };
+            if end.is_empty() {
+                return check(start);
             }
+            check_range(start, end)
         }
     }
 }
@@ -198,6 +211,8 @@ fn execute_cached(ctx: &ShardCtx, region: &Region, req: &ReadRequest) -> Result<
                 .map_err(db_err)?;
             Ok(complete.then_some(out))
         }
+        // Transactional reads go to the blocking pool, on a snapshot.
+        ReadRequest::Txn(_) => Ok(None),
     }
 }
 
@@ -229,6 +244,46 @@ fn execute_blocking(snap: &OwnedSnapshot, region: &Region, req: &ReadRequest) ->
             let mut out = Vec::new();
             snap.scan_dir(start, end, *reverse, |k, v| collect(&mut out, k, v, *limit, *key_only)).map_err(db_err)?;
             Ok(out)
+        }
+        ReadRequest::Txn(t) => execute_txn(snap, region, t),
+    }
+}
+
+fn txn_err(e: txn::TxnError) -> CmdError {
+    match e {
+        txn::TxnError::Key(k) => CmdError::Key(Box::new(k)),
+        other => CmdError::Other(other.to_string()),
+    }
+}
+
+/// A transactional read on a snapshot.
+fn execute_txn(snap: &OwnedSnapshot, region: &Region, t: &TxnRead) -> ReadResult {
+    let reader = txn::MvccReader::new(snap);
+    let limit = |l: u32| if l == 0 { usize::MAX } else { l as usize };
+    let end = |e: &Bytes| -> Bytes {
+        if e.is_empty() {
+            region.end_key.clone()
+        } else {
+            e.clone()
+        }
+    };
+    match t {
+        TxnRead::Get { key, ts, bypass } => {
+            let v = txn::actions::get(&reader, key, *ts, bypass).map_err(txn_err)?;
+            Ok(vec![(key.clone(), v.map(Bytes::from))])
+        }
+        TxnRead::BatchGet { keys, ts, bypass } => keys
+            .iter()
+            .map(|k| Ok((k.clone(), txn::actions::get(&reader, k, *ts, bypass).map_err(txn_err)?.map(Bytes::from))))
+            .collect(),
+        TxnRead::Scan { start, end: e, limit: l, ts, bypass } => {
+            let pairs = txn::actions::scan(&reader, start, &end(e), limit(*l), *ts, bypass).map_err(txn_err)?;
+            Ok(pairs.into_iter().map(|(k, v)| (Bytes::from(k), Some(Bytes::from(v)))).collect())
+        }
+        TxnRead::ScanLock { start, end: e, limit: l, max_ts } => {
+            let locks =
+                reader.scan_locks(start, &end(e), limit(*l), |lock| lock.start_ts <= *max_ts).map_err(txn_err)?;
+            Ok(locks.into_iter().map(|(k, lock)| (Bytes::from(k), Some(Bytes::from(lock.encode())))).collect())
         }
     }
 }

@@ -12,6 +12,7 @@ mod forward;
 mod kv;
 mod raft;
 mod submit;
+mod txn;
 
 use std::rc::Rc;
 
@@ -59,6 +60,22 @@ impl StoreService {
             Request::RawBatchDelete(r) => hinted(self.raw_batch_delete(r).await, hint),
             Request::RawDeleteRange(r) => hinted(self.raw_delete_range(r).await, hint),
             Request::RawCas(r) => hinted(self.raw_cas(r).await, hint),
+            Request::KvGet(r) => hinted(self.kv_get(r).await, hint),
+            Request::KvBatchGet(r) => hinted(self.kv_batch_get(r).await, hint),
+            Request::KvScan(r) => hinted(self.kv_scan(r).await, hint),
+            Request::KvScanLock(r) => hinted(self.kv_scan_lock(r).await, hint),
+            Request::KvPrewrite(r) => hinted(self.txn_write::<KvPrewriteResponse>(Method::KvPrewrite, r).await, hint),
+            Request::KvCommit(r) => hinted(self.txn_write::<KvCommitResponse>(Method::KvCommit, r).await, hint),
+            Request::KvBatchRollback(r) => {
+                hinted(self.txn_write::<KvBatchRollbackResponse>(Method::KvBatchRollback, r).await, hint)
+            }
+            Request::KvCleanup(r) => hinted(self.txn_write::<KvCleanupResponse>(Method::KvCleanup, r).await, hint),
+            Request::KvCheckTxnStatus(r) => {
+                hinted(self.txn_write::<KvCheckTxnStatusResponse>(Method::KvCheckTxnStatus, r).await, hint)
+            }
+            Request::KvResolveLock(r) => {
+                hinted(self.txn_write::<KvResolveLockResponse>(Method::KvResolveLock, r).await, hint)
+            }
             Request::ChangePeer(r) => encoded(self.change_peer(r).await),
             Request::TransferLeader(r) => encoded(self.transfer_leader(r).await),
             Request::Split(r) => encoded(self.split(r).await),
@@ -91,7 +108,17 @@ shard_hint!(
     RawDeleteResponse,
     RawBatchDeleteResponse,
     RawDeleteRangeResponse,
-    RawCasResponse
+    RawCasResponse,
+    KvGetResponse,
+    KvBatchGetResponse,
+    KvScanResponse,
+    KvScanLockResponse,
+    KvPrewriteResponse,
+    KvCommitResponse,
+    KvBatchRollbackResponse,
+    KvCleanupResponse,
+    KvCheckTxnStatusResponse,
+    KvResolveLockResponse
 );
 
 fn hinted<M: ShardHint + 'static>(mut m: M, hint: Option<WrongShard>) -> HandlerResult {

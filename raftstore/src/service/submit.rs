@@ -29,6 +29,7 @@ pub(super) fn split_err(e: CmdError) -> (Option<RegionError>, String) {
     match e {
         CmdError::Region(r) => (Some(*r), String::new()),
         CmdError::Other(s) => (None, s),
+        CmdError::Key(k) => (None, k.to_string()),
     }
 }
 

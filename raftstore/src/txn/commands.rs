@@ -101,7 +101,7 @@ pub struct Processed {
 }
 
 impl TxnCommand {
-    /// The user keys the command touches (for latches and region checks).
+    /// The user keys the command touches (checked against the region at apply).
     pub fn keys(&self) -> Vec<&[u8]> {
         match self {
             TxnCommand::Prewrite { mutations, .. } => mutations.iter().map(Mutation::key).collect(),

@@ -5,8 +5,10 @@
 //! ([`codec`]), and each action ([`actions`]) a function from a snapshot reader and a request
 //! to a result plus modifications, with no I/O of its own. A [`TxnCommand`] runs the action
 //! over a region's keys into one set of modifications, to be replicated through raft as one
-//! command and applied in one write batch; [`Latches`] serialize commands on the same keys
-//! within a shard. `docs/transactions.md` describes the protocol and what is built.
+//! command and applied in one write batch. The store processes a command at apply, on every
+//! replica, against the state at its log position, so the raft log itself orders commands
+//! on the same keys (no latches; see `docs/transactions.md`). [`proto`] converts to and from
+//! the `kvrpcpb::Kv*` messages, [`wire`] the modifications to and from their raft form.
 //!
 //! Nothing here uses the rest of the store.
 
@@ -14,9 +16,9 @@ pub mod actions;
 pub mod codec;
 pub mod commands;
 pub mod error;
-pub mod latch;
 pub mod lock;
 pub mod mvcc_txn;
+pub mod proto;
 pub mod reader;
 pub mod snapshot;
 pub mod types;
@@ -25,7 +27,6 @@ pub mod write;
 
 pub use commands::{Processed, TxnCommand, TxnResponse};
 pub use error::{KeyError, Result, TxnError};
-pub use latch::{LatchSet, Latches};
 pub use lock::{Lock, LockInfo, LockKind};
 pub use mvcc_txn::MvccTxn;
 pub use reader::{CommitRecord, MvccReader};
