@@ -37,3 +37,11 @@ impl RouteSource for PdClient {
         Box::pin(async move { pd.get_store(store_id).await.map(|(s, _)| s).map_err(|e| e.to_string()) })
     }
 }
+
+/// PD's TSO as the transactional client's [`TimestampSource`].
+impl net::kv::TimestampSource for PdClient {
+    fn get_ts(&self) -> LocalBoxFuture<Result<u64, String>> {
+        let pd = self.clone();
+        Box::pin(async move { pd.get_ts().await.map_err(|e| e.to_string()) })
+    }
+}

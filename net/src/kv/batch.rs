@@ -18,7 +18,7 @@ use super::rpc::RegionRpc;
 use crate::proto::kvrpcpb::{KvPair, RawBatchDeleteRequest, RawBatchGetRequest, RawBatchPutRequest};
 
 /// Items of one region, and the region.
-type Group<I> = (Rc<CachedRegion>, Vec<I>);
+pub(super) type Group<I> = (Rc<CachedRegion>, Vec<I>);
 
 impl KvClient {
     /// The values of those `keys` that exist, in key order.
@@ -85,7 +85,7 @@ impl KvClient {
 
     /// Groups sorted `items` by region. After the first lookup that fails, the rest stay
     /// unrouted this round (with that failure to retry).
-    async fn group<I>(&self, items: Vec<I>, key: fn(&I) -> &Bytes) -> (Vec<Group<I>>, Vec<I>, Vec<Retry>) {
+    pub(super) async fn group<I>(&self, items: Vec<I>, key: fn(&I) -> &Bytes) -> (Vec<Group<I>>, Vec<I>, Vec<Retry>) {
         let mut groups: Vec<Group<I>> = Vec::new();
         let mut unrouted = Vec::new();
         let mut retries = Vec::new();

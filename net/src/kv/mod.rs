@@ -14,6 +14,7 @@
 //! * `client`, `retry`, `locate`, `send`: the client's state, the retry loop, region lookup,
 //!   and one attempt.
 //! * `raw`, `batch`, `range`, `admin`: the operations.
+//! * [`txn`]: the transactional client (Percolator two-phase commit, lock resolution).
 //!
 //! Every request goes to the region leader's shard address (`store.shard_addresses[shard]`),
 //! or to the store's main address when the shard is unknown (the store forwards and hints
@@ -43,14 +44,15 @@ pub mod cache;
 mod client;
 pub mod error;
 mod feedback;
-mod locate;
-mod range;
+pub(crate) mod locate;
+pub(crate) mod range;
 mod raw;
 mod retry;
 pub mod route;
 mod rpc;
 mod send;
 pub mod stats;
+pub mod txn;
 
 pub use backoff::{BackoffKind, Backoffer};
 pub use cache::{CachedRegion, RegionCache, StoreCache};
@@ -59,3 +61,4 @@ pub use error::KvError;
 pub use raw::CasResult;
 pub use route::{Route, RouteSource};
 pub use stats::{KvStats, RetryCause};
+pub use txn::{TimestampSource, Transaction, TxnClient, TxnConfig, TxnError};

@@ -31,7 +31,7 @@ fn check_range(start: &[u8], end: &[u8]) -> Result<bool> {
 }
 
 /// The end of `[.., end)` clipped to `region` (empty = +∞ only if both are unbounded).
-fn clip_end(region: &Region, end: &Bytes) -> Bytes {
+pub(super) fn clip_end(region: &Region, end: &Bytes) -> Bytes {
     if end.is_empty() || (!region.end_key.is_empty() && region.end_key < *end) {
         region.end_key.clone()
     } else {
@@ -49,7 +49,7 @@ fn clip_start(region: &Region, start: &Bytes) -> Bytes {
 }
 
 /// Where a forward walk to `end` continues after `region`; `None` when it is done.
-fn next_start(region: &Region, end: &[u8]) -> Option<Bytes> {
+pub(super) fn next_start(region: &Region, end: &[u8]) -> Option<Bytes> {
     let done = region.end_key.is_empty() || (!end.is_empty() && &region.end_key[..] >= end);
     (!done).then(|| region.end_key.clone())
 }

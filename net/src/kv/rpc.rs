@@ -91,3 +91,27 @@ region_resp!(RawDeleteRangeResponse, hint: yes);
 region_resp!(RawScanResponse, hint: yes);
 region_resp!(RawCasResponse, hint: yes);
 region_resp!(AdminResponse, hint: no);
+
+// Transactional commands are idempotent (a retried prewrite finds its own lock, a retried
+// commit its own record), so they are retried after an undetermined outcome.
+region_rpc!(KvGetRequest => KvGetResponse, Method::KvGet, write: false);
+region_rpc!(KvBatchGetRequest => KvBatchGetResponse, Method::KvBatchGet, write: false);
+region_rpc!(KvScanRequest => KvScanResponse, Method::KvScan, write: false);
+region_rpc!(KvScanLockRequest => KvScanLockResponse, Method::KvScanLock, write: false);
+region_rpc!(KvPrewriteRequest => KvPrewriteResponse, Method::KvPrewrite, write: false);
+region_rpc!(KvCommitRequest => KvCommitResponse, Method::KvCommit, write: false);
+region_rpc!(KvBatchRollbackRequest => KvBatchRollbackResponse, Method::KvBatchRollback, write: false);
+region_rpc!(KvCleanupRequest => KvCleanupResponse, Method::KvCleanup, write: false);
+region_rpc!(KvCheckTxnStatusRequest => KvCheckTxnStatusResponse, Method::KvCheckTxnStatus, write: false);
+region_rpc!(KvResolveLockRequest => KvResolveLockResponse, Method::KvResolveLock, write: false);
+
+region_resp!(KvGetResponse, hint: yes);
+region_resp!(KvBatchGetResponse, hint: yes);
+region_resp!(KvScanResponse, hint: yes);
+region_resp!(KvScanLockResponse, hint: yes);
+region_resp!(KvPrewriteResponse, hint: yes);
+region_resp!(KvCommitResponse, hint: yes);
+region_resp!(KvBatchRollbackResponse, hint: yes);
+region_resp!(KvCleanupResponse, hint: yes);
+region_resp!(KvCheckTxnStatusResponse, hint: yes);
+region_resp!(KvResolveLockResponse, hint: yes);

@@ -4,6 +4,8 @@
 mod kv;
 #[path = "percore-ctl/sched.rs"]
 mod sched;
+#[path = "percore-ctl/txn.rs"]
+mod txn;
 
 use clap::{Parser, Subcommand};
 use net::proto::metapb::{Region, Store};
@@ -53,6 +55,9 @@ enum Command {
     AllocId,
     #[command(flatten)]
     Kv(kv::KvCommand),
+    /// One-shot transactions: get, put, delete, scan (Percolator, timestamps from PD).
+    #[command(subcommand)]
+    Txn(txn::TxnCommand),
     /// Running operators (with --all, also recently finished ones).
     Operators {
         /// Include finished operators.
@@ -233,6 +238,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Kv(cmd) => kv::run(&pd, cmd, cli.json).await?,
+        Command::Txn(cmd) => txn::run(&pd, cmd, cli.json).await?,
         Command::Operators { all } => sched::list_operators(&pd, all, cli.json).await?,
         Command::Operator(cmd) => sched::operator(&pd, cmd, cli.json).await?,
         Command::Scheduler(cmd) => sched::scheduler(&pd, cmd, cli.json).await?,

@@ -90,7 +90,7 @@ fn kv_error(e: net::kv::KvError) -> String {
 }
 
 /// Prints `v` as JSON, or `text` for humans.
-fn say(json_out: bool, v: Value, text: impl FnOnce() -> String) {
+pub fn say(json_out: bool, v: Value, text: impl FnOnce() -> String) {
     if json_out {
         println!("{v}");
     } else {

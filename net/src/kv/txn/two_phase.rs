@@ -1,0 +1,245 @@
+//! Two-phase commit: prewrite every key (one request per region, regions in parallel; the
+//! first key is the primary), take a commit timestamp, commit the primary — from then on the
+//! transaction is committed, whatever happens to the client — then the secondaries. A
+//! prewrite that meets another transaction's lock resolves it or waits; a conflict aborts:
+//! the prewritten keys are rolled back and the caller gets a retryable error.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use super::resolve::{LockWait, Resolved};
+use super::transaction::Transaction;
+use super::{Result, TxnError};
+use crate::kv::cache::CachedRegion;
+use crate::kv::client::{KvClient, Outcome};
+use crate::kv::error::KvError;
+use crate::kv::locate::Locate;
+use crate::kv::rpc::RegionRpc;
+use crate::proto::kvrpcpb::{
+    KeyError, KvBatchRollbackRequest, KvCommitRequest, KvPrewriteRequest, LockInfo, Mutation, Op,
+};
+
+/// Sends `items` grouped by region, one `build(region items)` request per region,
+/// concurrently, retrying routing failures until every group has an answer.
+async fn per_region<I, R>(
+    kv: &KvClient,
+    items: Vec<I>,
+    key: fn(&I) -> &Bytes,
+    build: impl Fn(Vec<I>) -> R,
+) -> std::result::Result<Vec<(Vec<I>, R::Resp)>, KvError>
+where
+    I: Clone + 'static,
+    R: RegionRpc,
+{
+    let mut bo = kv.backoffer();
+    let mut done = Vec::new();
+    let mut pending = items;
+    while !pending.is_empty() {
+        pending.sort_by(|a, b| key(a).cmp(key(b)));
+        let (groups, mut unrouted, mut retries) = kv.group(pending, key).await;
+        let timeout = kv.call_timeout(&bo);
+        let tasks: Vec<_> = groups
+            .into_iter()
+            .map(|(loc, items): (Rc<CachedRegion>, Vec<I>)| {
+                let kv = kv.clone();
+                let req = build(items.clone());
+                glommio::spawn_local(async move { (items, kv.attempt(&loc, req, timeout).await) })
+            })
+            .collect();
+        let mut failed = None;
+        for t in tasks {
+            let (items, outcome) = t.await;
+            match outcome {
+                Outcome::Done(resp) => done.push((items, resp)),
+                Outcome::Retry(r) => {
+                    unrouted.extend(items);
+                    retries.push(r);
+                }
+                Outcome::Fail(e) => failed = failed.or(Some(e)),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        pending = unrouted;
+        if !retries.is_empty() {
+            kv.wait(&mut bo, retries).await?;
+        }
+    }
+    Ok(done)
+}
+
+fn mutation_key(m: &Mutation) -> &Bytes {
+    &m.key
+}
+
+fn bytes_key(k: &Bytes) -> &Bytes {
+    k
+}
+
+/// What a refused prewrite means for the transaction.
+enum Refusal {
+    /// Someone else's lock: resolve it and try again.
+    Locked(LockInfo),
+    /// The transaction cannot commit.
+    Abort(TxnError),
+}
+
+fn refusal(start_ts: u64, e: KeyError) -> Refusal {
+    if let Some(l) = e.locked {
+        return Refusal::Locked(l);
+    }
+    if let Some(c) = e.conflict {
+        return Refusal::Abort(TxnError::WriteConflict {
+            key: c.key,
+            start_ts,
+            conflict_commit_ts: c.conflict_commit_ts,
+        });
+    }
+    if let Some(a) = e.already_exist {
+        return Refusal::Abort(TxnError::AlreadyExist { key: a.key });
+    }
+    Refusal::Abort(TxnError::Aborted { start_ts, reason: format!("prewrite refused: {e:?}") })
+}
+
+impl Transaction {
+    pub(super) async fn two_phase_commit(self) -> Result<u64> {
+        let mutations: Vec<Mutation> = self
+            .writes
+            .iter()
+            .map(|(k, w)| match w {
+                Some(v) => Mutation { op: Op::Put as i32, key: k.clone(), value: v.clone() },
+                None => Mutation { op: Op::Delete as i32, key: k.clone(), value: Bytes::new() },
+            })
+            .collect();
+        let keys: Vec<Bytes> = self.writes.keys().cloned().collect();
+        let primary = keys[0].clone();
+        if let Err(e) = self.prewrite(&primary, mutations).await {
+            self.rollback(keys).await;
+            return Err(e);
+        }
+        let commit_ts = match self.commit_primary(&primary).await {
+            Ok(ts) => ts,
+            Err(e) => {
+                if matches!(e, TxnError::Aborted { .. }) {
+                    self.rollback(keys).await;
+                }
+                return Err(e);
+            }
+        };
+        self.commit_secondaries(keys[1..].to_vec(), commit_ts).await;
+        Ok(commit_ts)
+    }
+
+    async fn prewrite(&self, primary: &Bytes, mutations: Vec<Mutation>) -> Result<()> {
+        let kv = &self.client.kv;
+        let mut wait = LockWait::new(&self.client);
+        let mut pending = mutations;
+        loop {
+            let build = |mutations: Vec<Mutation>| KvPrewriteRequest {
+                context: None,
+                mutations,
+                primary_lock: primary.clone(),
+                start_version: self.start_ts,
+                lock_ttl: self.client.config.lock_ttl.as_millis() as u64,
+                min_commit_ts: self.start_ts + 1,
+                one_pc_commit_ts: 0,
+            };
+            let answers = per_region(kv, pending, mutation_key, build).await?;
+            pending = Vec::new();
+            let mut locks = Vec::new();
+            for (items, resp) in answers {
+                if !resp.error.is_empty() {
+                    return Err(TxnError::Kv(KvError::Server { region_id: 0, message: resp.error }));
+                }
+                if resp.errors.is_empty() {
+                    continue;
+                }
+                for e in resp.errors {
+                    match refusal(self.start_ts, e) {
+                        Refusal::Locked(l) => locks.push(l),
+                        Refusal::Abort(e) => return Err(e),
+                    }
+                }
+                // Nothing of a refused region's request was written: send it all again.
+                pending.extend(items);
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let mut must_wait = None;
+            for l in &locks {
+                if self.client.resolve_lock(l, 0).await? == Resolved::Wait {
+                    must_wait = Some((l.key.clone(), l.lock_version));
+                }
+            }
+            if let Some((key, ts)) = must_wait {
+                wait.wait(&key, ts).await?;
+            }
+        }
+    }
+
+    /// Commits the primary at a new timestamp (again at a newer one if a reader pushed the
+    /// lock's `min_commit_ts` past it).
+    async fn commit_primary(&self, primary: &Bytes) -> Result<u64> {
+        let kv = &self.client.kv;
+        loop {
+            let commit_ts = self.client.timestamp().await?;
+            let req = KvCommitRequest {
+                context: None,
+                keys: vec![primary.clone()],
+                start_version: self.start_ts,
+                commit_version: commit_ts,
+            };
+            let resp = match kv.run(&mut kv.backoffer(), Locate::Key(primary), |_| req.clone()).await {
+                Ok((_, resp)) => resp,
+                Err(e @ (KvError::DeadlineExceeded { .. } | KvError::Undetermined { .. } | KvError::Net { .. })) => {
+                    return Err(TxnError::Undetermined { start_ts: self.start_ts, reason: e.to_string() })
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if !resp.error.is_empty() {
+                return Err(TxnError::Kv(KvError::Server { region_id: 0, message: resp.error }));
+            }
+            match resp.key_error {
+                None => return Ok(commit_ts),
+                Some(e) if e.commit_ts_expired.is_some() => continue,
+                Some(e) => {
+                    return Err(TxnError::Aborted { start_ts: self.start_ts, reason: format!("commit refused: {e:?}") })
+                }
+            }
+        }
+    }
+
+    /// Commits the secondaries. The transaction is committed already: a failure here only
+    /// leaves locks that readers resolve as committed.
+    async fn commit_secondaries(&self, keys: Vec<Bytes>, commit_ts: u64) {
+        if keys.is_empty() {
+            return;
+        }
+        let build = |keys: Vec<Bytes>| KvCommitRequest {
+            context: None,
+            keys,
+            start_version: self.start_ts,
+            commit_version: commit_ts,
+        };
+        match per_region(&self.client.kv, keys, bytes_key, build).await {
+            Ok(answers) => {
+                for (_, r) in answers.iter().filter(|(_, r)| r.key_error.is_some() || !r.error.is_empty()) {
+                    tracing::debug!(start_ts = self.start_ts, "secondary commit refused: {r:?}");
+                }
+            }
+            Err(e) => tracing::debug!(start_ts = self.start_ts, "secondary commit failed: {e}"),
+        }
+    }
+
+    /// Rolls the transaction back on its keys (best effort: locks left behind expire and are
+    /// rolled back by readers).
+    async fn rollback(&self, keys: Vec<Bytes>) {
+        let build = |keys: Vec<Bytes>| KvBatchRollbackRequest { context: None, keys, start_version: self.start_ts };
+        if let Err(e) = per_region(&self.client.kv, keys, bytes_key, build).await {
+            tracing::debug!(start_ts = self.start_ts, "rollback failed: {e}");
+        }
+    }
+}
