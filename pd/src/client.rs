@@ -343,6 +343,20 @@ impl PdClient {
         Ok(r.config.into_iter().collect())
     }
 
+    /// Raises the MVCC GC safe point to `safe_point` (never lowers it); returns where it is.
+    pub async fn update_gc_safe_point(&self, safe_point: u64) -> Result<u64> {
+        let req = UpdateGcSafePointRequest { header: self.header(), safe_point };
+        let r: UpdateGcSafePointResponse = self.call(Method::PdUpdateGcSafePoint, &req).await?;
+        Ok(r.new_safe_point)
+    }
+
+    /// The MVCC GC safe point (0: never set).
+    pub async fn get_gc_safe_point(&self) -> Result<u64> {
+        let r: GetGcSafePointResponse =
+            self.call(Method::PdGetGcSafePoint, &GetGcSafePointRequest { header: self.header() }).await?;
+        Ok(r.safe_point)
+    }
+
     /// Cluster summary.
     pub async fn cluster_info(&self) -> Result<GetClusterInfoResponse> {
         self.call(Method::PdGetClusterInfo, &GetClusterInfoRequest { header: self.header() }).await

@@ -6,6 +6,7 @@
 //! * [`schedule`]: operators, the replica checker, balance schedulers and their coordinator;
 //! * [`tso`]: the timestamp oracle (`physical_ms << 18 | logical`), persisted 3 s ahead;
 //! * [`id_alloc`]: ids persisted in steps of 1000;
+//! * [`gc`]: the MVCC GC safe point, persisted, never moving back;
 //! * [`storage`]: PD's RocksDB;
 //! * [`client`]: the PD client with reconnect/backoff and batched TSO;
 //! * [`route`]: the PD client as the KV client's `net::kv::RouteSource`.
@@ -18,6 +19,7 @@ pub mod client;
 pub mod cluster;
 pub mod embedded;
 pub mod error;
+pub mod gc;
 pub mod id_alloc;
 pub mod region_tree;
 pub mod route;

@@ -15,6 +15,7 @@ use net::Method;
 
 use crate::cluster::{Cluster, StoreInfo};
 use crate::error::{PdError, Result};
+use crate::gc::GcSafePoint;
 use crate::id_alloc::IdAllocator;
 use crate::region_tree::{RegionInfo, Update};
 use crate::schedule::coordinator::Scheduling;
@@ -30,6 +31,7 @@ pub struct Pd {
     pub(crate) cluster: RefCell<Cluster>,
     bootstrapping: Cell<bool>,
     pub(crate) sched: Scheduling,
+    gc: GcSafePoint,
 }
 
 /// Runs `Result`-returning handler bodies and turns errors into a response header.
@@ -88,7 +90,9 @@ with_header!(
     CancelOperatorResponse,
     ListSchedulersResponse,
     PauseSchedulerResponse,
-    ScheduleConfigResponse
+    ScheduleConfigResponse,
+    UpdateGcSafePointResponse,
+    GetGcSafePointResponse
 );
 
 fn region_info_msg(i: &RegionInfo) -> net::proto::pdpb::RegionInfo {
@@ -127,6 +131,7 @@ impl Pd {
         let tso = Tso::start(storage.clone(), loaded.tso)?;
         let sched = Scheduling::load(&storage)?;
         let ids = IdAllocator::new(storage.clone(), loaded.alloc_id);
+        let gc = GcSafePoint::load(&storage)?;
         tracing::info!(
             cluster_id,
             stores = cluster.stores.len(),
@@ -143,6 +148,7 @@ impl Pd {
             cluster: RefCell::new(cluster),
             bootstrapping: Cell::new(false),
             sched,
+            gc,
         }))
     }
 
@@ -480,6 +486,17 @@ impl Pd {
         self.check_header(&req.header)?;
         self.sched.schedule_config(&self.storage, req).await
     }
+
+    async fn update_gc_safe_point(&self, req: UpdateGcSafePointRequest) -> Result<UpdateGcSafePointResponse> {
+        self.check_header(&req.header)?;
+        let new_safe_point = self.gc.update(&self.storage, req.safe_point).await?;
+        Ok(UpdateGcSafePointResponse { header: None, new_safe_point })
+    }
+
+    fn get_gc_safe_point(&self, req: GetGcSafePointRequest) -> Result<GetGcSafePointResponse> {
+        self.check_header(&req.header)?;
+        Ok(GetGcSafePointResponse { header: None, safe_point: self.gc.get() })
+    }
 }
 
 fn validate_store(store: &Store) -> Result<()> {
@@ -572,6 +589,15 @@ impl Service for PdService {
                 Method::PdScheduleConfig => {
                     typed(payload, |r| async move { respond!(p, ScheduleConfigResponse, p.schedule_config(r).await) })
                         .await
+                }
+                Method::PdUpdateGcSafePoint => {
+                    typed(payload, |r| async move {
+                        respond!(p, UpdateGcSafePointResponse, p.update_gc_safe_point(r).await)
+                    })
+                    .await
+                }
+                Method::PdGetGcSafePoint => {
+                    typed(payload, |r| async move { respond!(p, GetGcSafePointResponse, p.get_gc_safe_point(r)) }).await
                 }
                 other => Err(net::server::status(
                     net::proto::rpcpb::StatusCode::Unimplemented,

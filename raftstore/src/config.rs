@@ -93,6 +93,24 @@ impl Default for SplitConfig {
     }
 }
 
+/// MVCC garbage collection of transactional data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GcConfig {
+    /// How often each leader GCs a batch of its region's keys against PD's safe point; 0
+    /// turns GC off. Default 10 000 ms.
+    pub interval_ms: u64,
+    /// Keys a region looks at per pass (the rate bound: `batch-keys` per region per
+    /// interval). Default 1024, at least 1.
+    pub batch_keys: usize,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig { interval_ms: 10_000, batch_keys: 1024 }
+    }
+}
+
 /// Storage engines.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
@@ -226,6 +244,8 @@ pub struct Config {
     pub balance: BalanceConfig,
     /// Request bounds.
     pub request: RequestConfig,
+    /// MVCC GC.
+    pub gc: GcConfig,
 }
 
 impl Default for Config {
@@ -243,6 +263,7 @@ impl Default for Config {
             pd: PdConfig::default(),
             balance: BalanceConfig::default(),
             request: RequestConfig::default(),
+            gc: GcConfig::default(),
         }
     }
 }
@@ -284,6 +305,9 @@ impl Config {
         }
         if r.max_size_per_msg == 0 || r.max_inflight_msgs == 0 || r.snapshot_chunk_size < 1024 {
             return bad("raft.max-size-per-msg, raft.max-inflight-msgs must be positive and raft.snapshot-chunk-size at least 1024".into());
+        }
+        if self.gc.batch_keys == 0 {
+            return bad("gc.batch-keys must be at least 1".into());
         }
         if self.split.region_split_size == 0 || self.split.region_split_keys == 0 {
             return bad("split.region-split-size and split.region-split-keys must be positive".into());

@@ -154,6 +154,19 @@ pub enum Event {
         /// `(region, applied index at flush start)`.
         applied: Vec<(u64, u64)>,
     },
+    /// A GC pass over part of a region found keys with versions to remove.
+    GcBatch {
+        /// Region.
+        region_id: u64,
+        /// Epoch at scan time.
+        epoch: RegionEpoch,
+        /// The safe point the keys were checked against.
+        safe_point: u64,
+        /// Keys with something to remove (may be empty).
+        keys: Vec<Vec<u8>>,
+        /// Where the next pass starts (`None`: the region was walked to its end).
+        next: Option<Vec<u8>>,
+    },
     /// Split check results: split `region` at `key`.
     SplitCheckResult {
         /// Region.

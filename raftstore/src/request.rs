@@ -73,6 +73,7 @@ requests! {
     KvCleanup(KvCleanupRequest) = KvCleanup, region: |r| ctx_region(&r.context);
     KvCheckTxnStatus(KvCheckTxnStatusRequest) = KvCheckTxnStatus, region: |r| ctx_region(&r.context);
     KvResolveLock(KvResolveLockRequest) = KvResolveLock, region: |r| ctx_region(&r.context);
+    KvGc(KvGcRequest) = KvGc, region: |r| ctx_region(&r.context);
     ChangePeer(ChangePeerRequest) = AdminChangePeer, region: |r| ctx_region(&r.context);
     TransferLeader(TransferLeaderRequest) = AdminTransferLeader, region: |r| ctx_region(&r.context);
     Split(SplitRegionRequest) = AdminSplit, region: |r| ctx_region(&r.context);

@@ -296,6 +296,8 @@ fn spawn_store_heartbeats(ctx: Rc<ShardCtx>) {
                 shard_leader_counts: leaders,
                 capacity,
                 available,
+                gc_safe_point: s.gc_safe_point.load(Ordering::Relaxed),
+                gc_versions_removed: s.gc_versions_removed.load(Ordering::Relaxed),
                 ..Default::default()
             };
             match ctx.pd.store_heartbeat(stats).await {

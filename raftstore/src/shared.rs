@@ -43,6 +43,10 @@ pub struct StoreShared {
     /// idle spin or sleep), refreshed every raft loop turn: divided by the operations served it
     /// is the server CPU per operation.
     pub busy_nanos: Vec<AtomicU64>,
+    /// MVCC GC: the newest safe point a GC pass ran at.
+    pub gc_safe_point: AtomicU64,
+    /// MVCC GC: write records removed by this store's leaders' GC commands.
+    pub gc_versions_removed: AtomicU64,
 }
 
 impl StoreShared {
@@ -63,6 +67,8 @@ impl StoreShared {
             slow_requests: AtomicU64::new(0),
             timed_out_requests: AtomicU64::new(0),
             busy_nanos: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            gc_safe_point: AtomicU64::new(0),
+            gc_versions_removed: AtomicU64::new(0),
         })
     }
 

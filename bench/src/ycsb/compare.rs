@@ -132,6 +132,8 @@ mod tests {
             ops_per_sec: 1.0,
             timed_out: false,
             server_busy_s: None,
+            client_busy_s: None,
+            client_us_per_op: None,
             server_us_per_op: None,
             operations: ops,
         }

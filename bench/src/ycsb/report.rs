@@ -95,6 +95,13 @@ pub struct PhaseReport {
     /// That busy time per successful operation: the server CPU an operation costs.
     #[serde(default)]
     pub server_us_per_op: Option<f64>,
+    /// The client threads' busy time in the measured window (tasks, not idle spinning), in
+    /// seconds: near `duration_s × threads`, the load generator is the limit.
+    #[serde(default)]
+    pub client_busy_s: Option<f64>,
+    /// That busy time per successful operation: the client CPU an operation costs.
+    #[serde(default)]
+    pub client_us_per_op: Option<f64>,
     /// Per kind, then `TOTAL`.
     pub operations: Vec<OpReport>,
 }
@@ -176,6 +183,11 @@ impl PhaseReport {
             server_busy_s: result.server_busy.map(|b| round3(b.as_secs_f64())),
             server_us_per_op: result
                 .server_busy
+                .filter(|_| result.stats.count() > 0)
+                .map(|b| round1(b.as_secs_f64() * 1e6 / result.stats.count() as f64)),
+            client_busy_s: result.client_busy.map(|b| round3(b.as_secs_f64())),
+            client_us_per_op: result
+                .client_busy
                 .filter(|_| result.stats.count() > 0)
                 .map(|b| round1(b.as_secs_f64() * 1e6 / result.stats.count() as f64)),
             operations,
@@ -283,6 +295,12 @@ pub fn print_table(report: &Report) {
                 per_op
             );
         }
+        if let (Some(busy), Some(per_op)) = (p.client_busy_s, p.client_us_per_op) {
+            println!(
+                "{} phase: client busy {:.3} s of {:.3} s per thread × threads, {} us of client CPU per operation",
+                p.phase, busy, p.duration_s, per_op
+            );
+        }
         if p.timed_out {
             println!("{} phase: stopped by --max-time before it was done", p.phase);
         }
@@ -362,6 +380,7 @@ mod tests {
             elapsed: Duration::from_secs(2),
             timed_out: false,
             server_busy: Some(Duration::from_millis(600)),
+            client_busy: Some(Duration::from_millis(300)),
         }
     }
 
@@ -380,6 +399,7 @@ mod tests {
         assert_eq!((p.count, p.errors, p.ops_per_sec, p.slow), (1500, 1, 750.0, 1));
         assert_eq!((read.slow, update.slow), (0, 1));
         assert_eq!((p.server_busy_s, p.server_us_per_op), (Some(0.6), Some(400.0)));
+        assert_eq!((p.client_busy_s, p.client_us_per_op), (Some(0.3), Some(200.0)));
         assert!(read.percentiles.windows(2).all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1]));
     }
 

@@ -71,6 +71,9 @@ pub struct PhaseResult {
     pub timed_out: bool,
     /// The server's busy time during the measured window, if it can be read.
     pub server_busy: Option<Duration>,
+    /// The client threads' busy time during the measured window (summed), if every thread
+    /// measured it.
+    pub client_busy: Option<Duration>,
 }
 
 /// Runs `spec` with `shared` on the client threads of `client`.
@@ -99,6 +102,7 @@ pub fn run_phase(shared: &Arc<Shared>, client: &ClientConfig, spec: PhaseSpec) -
         elapsed: Duration::ZERO,
         timed_out: false,
         server_busy: None,
+        client_busy: Some(Duration::ZERO),
     };
     let mut first_err = None;
     let mut last_done: Option<Instant> = None;
@@ -108,6 +112,7 @@ pub fn run_phase(shared: &Arc<Shared>, client: &ClientConfig, spec: PhaseSpec) -
                 total.stats.merge(&o.stats);
                 total.warmup.merge(&o.warmup);
                 total.timed_out |= o.timed_out;
+                total.client_busy = total.client_busy.zip(o.busy).map(|(a, b)| a + b);
                 last_done = last_done.max(o.last_done);
             }
             Err(e) => first_err = first_err.or(Some(e)),

@@ -117,6 +117,9 @@ pub struct ThreadOutcome {
     pub last_done: Option<Instant>,
     /// Whether the phase hit `max_time` before it was done.
     pub timed_out: bool,
+    /// The client thread's busy time (its executor running tasks) in the measured window,
+    /// if the window was timed.
+    pub busy: Option<Duration>,
 }
 
 struct Ctx {
@@ -161,10 +164,15 @@ pub async fn run_thread(
     let done = Notify::new();
     let reporter =
         ctx.plan.progress.map(|every| glommio::spawn_local(report(ctx.clone(), to_main.clone(), every, done.clone())));
+    let busy = ctx.measure_end.map(|end| glommio::spawn_local(measure_busy(ctx.warm_end, end)));
     let tasks: Vec<_> =
         (0..ctx.plan.concurrency).map(|_| glommio::spawn_local(task(ctx.clone(), target.clone()))).collect();
     for t in tasks {
         t.await;
+    }
+    if let Some(b) = busy {
+        let busy = b.await;
+        ctx.out.borrow_mut().busy = busy;
     }
     ctx.finished.set(true);
     done.notify_all();
@@ -197,6 +205,16 @@ fn new_ctx(shared: Arc<Shared>, plan: ThreadPlan, start: Instant) -> Ctx {
         shared,
         plan,
     }
+}
+
+/// The executor's busy time between `from` and `to`: glommio's executor stats hand over
+/// (and reset) what accumulated since they were last read. `None` if the window was missed.
+async fn measure_busy(from: Instant, to: Instant) -> Option<Duration> {
+    glommio::timer::sleep(from.saturating_duration_since(Instant::now())).await;
+    let _ = glommio::executor().executor_stats();
+    glommio::timer::sleep(to.saturating_duration_since(Instant::now())).await;
+    let busy = glommio::executor().executor_stats().total_runtime();
+    (Instant::now() < to + Duration::from_millis(100)).then_some(busy)
 }
 
 /// One closed-loop task: throttle, pick, send, measure, until the phase is over.

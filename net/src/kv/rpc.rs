@@ -104,6 +104,7 @@ region_rpc!(KvBatchRollbackRequest => KvBatchRollbackResponse, Method::KvBatchRo
 region_rpc!(KvCleanupRequest => KvCleanupResponse, Method::KvCleanup, write: false);
 region_rpc!(KvCheckTxnStatusRequest => KvCheckTxnStatusResponse, Method::KvCheckTxnStatus, write: false);
 region_rpc!(KvResolveLockRequest => KvResolveLockResponse, Method::KvResolveLock, write: false);
+region_rpc!(KvGcRequest => KvGcResponse, Method::KvGc, write: false);
 
 region_resp!(KvGetResponse, hint: yes);
 region_resp!(KvBatchGetResponse, hint: yes);
@@ -115,3 +116,4 @@ region_resp!(KvBatchRollbackResponse, hint: yes);
 region_resp!(KvCleanupResponse, hint: yes);
 region_resp!(KvCheckTxnStatusResponse, hint: yes);
 region_resp!(KvResolveLockResponse, hint: yes);
+region_resp!(KvGcResponse, hint: yes);

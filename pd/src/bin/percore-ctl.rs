@@ -58,6 +58,16 @@ enum Command {
     /// One-shot transactions: get, put, delete, scan (Percolator, timestamps from PD).
     #[command(subcommand)]
     Txn(txn::TxnCommand),
+    /// The MVCC GC safe point and each store's GC progress; with --safe-point or --keep,
+    /// resolve older locks and raise it.
+    Gc {
+        /// The new safe point (a TSO timestamp).
+        #[arg(long)]
+        safe_point: Option<u64>,
+        /// Keep this much history: the safe point becomes now minus this (e.g. 10m, 1h).
+        #[arg(long, value_parser = parse_keep)]
+        keep: Option<std::time::Duration>,
+    },
     /// Running operators (with --all, also recently finished ones).
     Operators {
         /// Include finished operators.
@@ -86,6 +96,21 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// A duration like 90s, 10m, 2h or 1d.
+fn parse_keep(s: &str) -> Result<std::time::Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("bad duration {s:?} (e.g. 90s, 10m, 2h, 1d)"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("bad duration unit in {s:?} (s, m, h or d)")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 fn parse_key(s: &str) -> Result<Vec<u8>, String> {
@@ -239,6 +264,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Kv(cmd) => kv::run(&pd, cmd, cli.json).await?,
         Command::Txn(cmd) => txn::run(&pd, cmd, cli.json).await?,
+        Command::Gc { safe_point, keep } => txn::gc(&pd, safe_point, keep, cli.json).await?,
         Command::Operators { all } => sched::list_operators(&pd, all, cli.json).await?,
         Command::Operator(cmd) => sched::operator(&pd, cmd, cli.json).await?,
         Command::Scheduler(cmd) => sched::scheduler(&pd, cmd, cli.json).await?,

@@ -28,6 +28,7 @@
 
 pub mod compact_log;
 pub mod conf_change;
+pub mod gc;
 pub mod handover;
 pub mod split;
 pub mod transfer_leader;

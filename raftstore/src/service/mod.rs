@@ -76,6 +76,7 @@ impl StoreService {
             Request::KvResolveLock(r) => {
                 hinted(self.txn_write::<KvResolveLockResponse>(Method::KvResolveLock, r).await, hint)
             }
+            Request::KvGc(r) => hinted(self.txn_write::<KvGcResponse>(Method::KvGc, r).await, hint),
             Request::ChangePeer(r) => encoded(self.change_peer(r).await),
             Request::TransferLeader(r) => encoded(self.transfer_leader(r).await),
             Request::Split(r) => encoded(self.split(r).await),
@@ -118,7 +119,8 @@ shard_hint!(
     KvBatchRollbackResponse,
     KvCleanupResponse,
     KvCheckTxnStatusResponse,
-    KvResolveLockResponse
+    KvResolveLockResponse,
+    KvGcResponse
 );
 
 fn hinted<M: ShardHint + 'static>(mut m: M, hint: Option<WrongShard>) -> HandlerResult {

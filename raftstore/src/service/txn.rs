@@ -51,7 +51,8 @@ txn_write_request!(
     KvBatchRollbackRequest,
     KvCleanupRequest,
     KvCheckTxnStatusRequest,
-    KvResolveLockRequest
+    KvResolveLockRequest,
+    KvGcRequest
 );
 txn_failure!(
     KvPrewriteResponse,
@@ -60,6 +61,7 @@ txn_failure!(
     KvCleanupResponse,
     KvCheckTxnStatusResponse,
     KvResolveLockResponse,
+    KvGcResponse,
     KvGetResponse,
     KvBatchGetResponse,
     KvScanResponse,

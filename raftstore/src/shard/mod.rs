@@ -32,6 +32,8 @@ pub struct Shard {
     pub(crate) handovers_in_flight: BTreeSet<u64>,
     /// Regions whose destroyed peer's state is being removed.
     pub(crate) destroying: BTreeSet<u64>,
+    /// MVCC GC: where each region's walk continues.
+    pub(crate) gc_cursors: HashMap<u64, Vec<u8>>,
 }
 
 impl Shard {
@@ -46,6 +48,7 @@ impl Shard {
             last_tick: std::time::Instant::now(),
             handovers_in_flight: BTreeSet::new(),
             destroying: BTreeSet::new(),
+            gc_cursors: HashMap::new(),
         }
     }
 
@@ -97,6 +100,9 @@ impl Shard {
             }
             Event::SnapshotSent { region_id, to, ok } => self.on_snapshot_sent(region_id, to, ok),
             Event::Flushed { applied } => self.on_flushed(applied),
+            Event::GcBatch { region_id, epoch, safe_point, keys, next } => {
+                self.on_gc_batch(region_id, epoch, safe_point, keys, next)
+            }
             Event::SplitCheckResult { region_id, epoch, split_key, size, keys } => {
                 self.on_split_check(region_id, epoch, split_key, size, keys)
             }

@@ -1,5 +1,6 @@
 //! The shard's tick and what it schedules: raft ticks (and read index retries), the slow
-//! request sweep, region heartbeats, log GC and its flushes, split checks and shard balance.
+//! request sweep, region heartbeats, log GC and its flushes, split checks, MVCC GC and shard
+//! balance.
 //! Each piece of work lives with what it does; this file only says when.
 
 use std::time::Instant;
@@ -51,6 +52,9 @@ impl Shard {
         }
         if every(self.ticks, cfg.split.split_check_interval_ms, base) {
             self.run_split_checks();
+        }
+        if cfg.gc.interval_ms > 0 && every(self.ticks, cfg.gc.interval_ms, base) {
+            self.run_gc();
         }
         let shard_balance = cfg.balance.shard_balance_interval_ms;
         if self.ctx.shard_id == 0 && shard_balance > 0 && every(self.ticks, shard_balance, base) {

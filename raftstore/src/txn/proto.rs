@@ -21,6 +21,7 @@ pub fn is_write(method: Method) -> bool {
             | Method::KvCleanup
             | Method::KvCheckTxnStatus
             | Method::KvResolveLock
+            | Method::KvGc
     )
 }
 
@@ -95,6 +96,10 @@ pub fn command_of(method: Method, payload: &[u8]) -> Result<TxnCommand, TxnError
                 start_ts: r.start_version,
                 commit_ts: (r.commit_version != 0).then_some(r.commit_version),
             }
+        }
+        Method::KvGc => {
+            let r = pb::KvGcRequest::decode(payload).map_err(bad)?;
+            TxnCommand::Gc { keys: keys(r.keys), safe_point: r.safe_point }
         }
         other => return Err(TxnError::invalid(format!("{other:?} is not a transactional write"))),
     })
@@ -183,6 +188,14 @@ pub fn response_payload(method: Method, result: Result<TxnResponse, TxnError>) -
         Method::KvCleanup => pb::KvCleanupResponse { key_error: key_err, error, ..Default::default() }.encode_to_vec(),
         Method::KvResolveLock => {
             pb::KvResolveLockResponse { key_error: key_err, error, ..Default::default() }.encode_to_vec()
+        }
+        Method::KvGc => {
+            let mut r = pb::KvGcResponse { error, ..Default::default() };
+            if let Ok(TxnResponse::Gc(s)) = result {
+                r.writes_removed = s.writes as u64;
+                r.values_removed = s.values as u64;
+            }
+            r.encode_to_vec()
         }
         Method::KvCheckTxnStatus => {
             let mut r = pb::KvCheckTxnStatusResponse { key_error: key_err, error, ..Default::default() };

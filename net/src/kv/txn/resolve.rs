@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::{Result, TxnClient, TxnError};
 use crate::kv::backoff::{BackoffKind, Backoffer};
 use crate::kv::locate::Locate;
-use crate::proto::kvrpcpb::{KvCheckTxnStatusRequest, KvResolveLockRequest, LockInfo, TxnAction};
+use crate::proto::kvrpcpb::{KvCheckTxnStatusRequest, KvResolveLockRequest, KvScanLockRequest, LockInfo, TxnAction};
 
 /// Bits of the logical part of a TSO timestamp (PD's layout: `physical_ms << 18 | logical`).
 const LOGICAL_BITS: u32 = 18;
@@ -94,5 +94,44 @@ impl TxnClient {
         }
         // A key error here means someone resolved it first: gone either way.
         Ok(Resolved::Gone)
+    }
+}
+
+impl TxnClient {
+    /// Resolves every lock of a transaction started at or before `max_ts`, region by region
+    /// (before the GC safe point is raised past them). Returns how many were resolved; a lock
+    /// whose transaction is still alive is [`TxnError::LockWaitTimeout`].
+    pub async fn resolve_locks_before(&self, max_ts: u64) -> Result<usize> {
+        let end = Bytes::new();
+        let mut from = Bytes::new();
+        let mut resolved = 0;
+        loop {
+            let kv = self.kv.clone();
+            let build = |loc: &crate::kv::cache::CachedRegion| KvScanLockRequest {
+                context: None,
+                max_version: max_ts,
+                start_key: from.clone(),
+                end_key: crate::kv::range::clip_end(&loc.region, &end),
+                limit: 0,
+            };
+            let (loc, resp) = kv.run(&mut kv.backoffer(), Locate::Forward { from: &from, end: &end }, build).await?;
+            if !resp.error.is_empty() {
+                return Err(TxnError::Kv(crate::kv::KvError::Server { region_id: loc.region.id, message: resp.error }));
+            }
+            for lock in &resp.locks {
+                let mut wait = LockWait::new(self);
+                loop {
+                    match self.resolve_lock(lock, 0).await? {
+                        Resolved::Gone | Resolved::Bypass(_) => break,
+                        Resolved::Wait => wait.wait(&lock.key, lock.lock_version).await?,
+                    }
+                }
+                resolved += 1;
+            }
+            match crate::kv::range::next_start(&loc.region, &end) {
+                Some(next) => from = next,
+                None => return Ok(resolved),
+            }
+        }
     }
 }
