@@ -61,4 +61,4 @@ pub use error::KvError;
 pub use raw::CasResult;
 pub use route::{Route, RouteSource};
 pub use stats::{KvStats, RetryCause};
-pub use txn::{TimestampSource, Transaction, TxnClient, TxnConfig, TxnError};
+pub use txn::{CommitPhases, TimestampSource, Transaction, TxnClient, TxnConfig, TxnError};

@@ -47,6 +47,17 @@ impl Default for TxnConfig {
     }
 }
 
+/// How long each phase of a commit took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitPhases {
+    /// Prewriting every key (lock resolution included).
+    pub prewrite: Duration,
+    /// Taking the commit timestamp and committing the primary.
+    pub commit_primary: Duration,
+    /// Committing the secondaries.
+    pub commit_secondaries: Duration,
+}
+
 /// Why a transaction failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxnError {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::resolve::{LockWait, Resolved};
-use super::{Result, TxnClient, TxnError};
+use super::{CommitPhases, Result, TxnClient, TxnError};
 use crate::kv::cache::CachedRegion;
 use crate::kv::locate::Locate;
 use crate::kv::range;
@@ -158,9 +158,16 @@ impl Transaction {
     /// Commits: nothing to do for a transaction that wrote nothing; otherwise two-phase
     /// commit. Returns the commit timestamp (the start timestamp for a read-only one).
     pub async fn commit(self) -> Result<u64> {
+        self.commit_timed().await.map(|(ts, _)| ts)
+    }
+
+    /// [`Transaction::commit`], also saying how long each phase took.
+    pub async fn commit_timed(self) -> Result<(u64, CommitPhases)> {
+        let mut phases = CommitPhases::default();
         if self.writes.is_empty() {
-            return Ok(self.start_ts);
+            return Ok((self.start_ts, phases));
         }
-        self.two_phase_commit().await
+        let ts = self.two_phase_commit(&mut phases).await?;
+        Ok((ts, phases))
     }
 }

@@ -5,12 +5,13 @@
 //! the prewritten keys are rolled back and the caller gets a retryable error.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::resolve::{LockWait, Resolved};
 use super::transaction::Transaction;
-use super::{Result, TxnError};
+use super::{CommitPhases, Result, TxnError};
 use crate::kv::cache::CachedRegion;
 use crate::kv::client::{KvClient, Outcome};
 use crate::kv::error::KvError;
@@ -104,7 +105,8 @@ fn refusal(start_ts: u64, e: KeyError) -> Refusal {
 }
 
 impl Transaction {
-    pub(super) async fn two_phase_commit(self) -> Result<u64> {
+    pub(super) async fn two_phase_commit(self, phases: &mut CommitPhases) -> Result<u64> {
+        let started = Instant::now();
         let mutations: Vec<Mutation> = self
             .writes
             .iter()
@@ -119,6 +121,8 @@ impl Transaction {
             self.rollback(keys).await;
             return Err(e);
         }
+        let prewritten = Instant::now();
+        phases.prewrite = prewritten - started;
         let commit_ts = match self.commit_primary(&primary).await {
             Ok(ts) => ts,
             Err(e) => {
@@ -128,7 +132,10 @@ impl Transaction {
                 return Err(e);
             }
         };
+        let committed = Instant::now();
+        phases.commit_primary = committed - prewritten;
         self.commit_secondaries(keys[1..].to_vec(), commit_ts).await;
+        phases.commit_secondaries = committed.elapsed();
         Ok(commit_ts)
     }
 
