@@ -131,8 +131,16 @@ fn bad_input_gets_typed_region_errors() {
         let (pd, kv) = (cluster::pd_client(&pd_addr), cluster::kv_client(&pd_addr));
         kv.put("m", "1").await.unwrap();
         let (left, right) = kv.split("m").await.unwrap();
-        let route = pd.get_region(b"a").await.unwrap();
-        let leader = route.leader.clone().unwrap();
+        // PD learns the left region's leader from its next heartbeat after the split.
+        let mut leader = None;
+        for _ in 0..500 {
+            leader = pd.get_region(b"a").await.unwrap().leader;
+            if leader.is_some() {
+                break;
+            }
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+        let leader = leader.expect("PD knows the left region's leader within 10 s");
         let (store, _) = pd.get_store(leader.store_id).await.unwrap();
         let conn = Client::connect(&store.address, ConnConfig::default()).await.unwrap();
         let ctx = |id, epoch: Option<RegionEpoch>| Some(Context { region_id: id, region_epoch: epoch, peer: None });

@@ -18,7 +18,7 @@ use super::rpc::RegionRpc;
 use crate::proto::kvrpcpb::{KvPair, RawBatchDeleteRequest, RawBatchGetRequest, RawBatchPutRequest};
 
 /// Items of one region, and the region.
-pub(super) type Group<I> = (Rc<CachedRegion>, Vec<I>);
+type Group<I> = (Rc<CachedRegion>, Vec<I>);
 
 impl KvClient {
     /// The values of those `keys` that exist, in key order.
@@ -54,6 +54,22 @@ impl KvClient {
         I: Clone + 'static,
         R: RegionRpc,
     {
+        let answered = self.run_groups(items, key, build).await?;
+        Ok(answered.into_iter().map(|(_, resp)| resp).collect())
+    }
+
+    /// `run_batch`, answering each group's items with its response (the
+    /// transactional client looks at what each region refused).
+    pub(super) async fn run_groups<I, R>(
+        &self,
+        items: Vec<I>,
+        key: fn(&I) -> &Bytes,
+        build: impl Fn(Vec<I>) -> R,
+    ) -> Result<Vec<(Vec<I>, R::Resp)>>
+    where
+        I: Clone + 'static,
+        R: RegionRpc,
+    {
         let mut bo = self.backoffer();
         let mut out = Vec::new();
         let mut pending = items;
@@ -62,9 +78,9 @@ impl KvClient {
             let (groups, mut unrouted, mut retries) = self.group(pending, key).await;
             let timeout = self.call_timeout(&bo);
             let mut failed = None;
-            for (items, outcome) in self.send_groups(groups, build, timeout).await {
+            for (items, outcome) in self.send_groups(groups, &build, timeout).await {
                 match outcome {
-                    Outcome::Done(resp) => out.push(resp),
+                    Outcome::Done(resp) => out.push((items, resp)),
                     Outcome::Retry(r) => {
                         unrouted.extend(items);
                         retries.push(r);
@@ -85,7 +101,7 @@ impl KvClient {
 
     /// Groups sorted `items` by region. After the first lookup that fails, the rest stay
     /// unrouted this round (with that failure to retry).
-    pub(super) async fn group<I>(&self, items: Vec<I>, key: fn(&I) -> &Bytes) -> (Vec<Group<I>>, Vec<I>, Vec<Retry>) {
+    async fn group<I>(&self, items: Vec<I>, key: fn(&I) -> &Bytes) -> (Vec<Group<I>>, Vec<I>, Vec<Retry>) {
         let mut groups: Vec<Group<I>> = Vec::new();
         let mut unrouted = Vec::new();
         let mut retries = Vec::new();
@@ -115,7 +131,7 @@ impl KvClient {
     async fn send_groups<I, R>(
         &self,
         groups: Vec<Group<I>>,
-        build: fn(Vec<I>) -> R,
+        build: &impl Fn(Vec<I>) -> R,
         timeout: std::time::Duration,
     ) -> Vec<(Vec<I>, Outcome<R::Resp>)>
     where

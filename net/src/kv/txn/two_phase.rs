@@ -4,7 +4,6 @@
 //! prewrite that meets another transaction's lock resolves it or waits; a conflict aborts:
 //! the prewritten keys are rolled back and the caller gets a retryable error.
 
-use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -12,64 +11,11 @@ use bytes::Bytes;
 use super::resolve::{LockWait, Resolved};
 use super::transaction::Transaction;
 use super::{CommitPhases, Result, TxnError};
-use crate::kv::cache::CachedRegion;
-use crate::kv::client::{KvClient, Outcome};
 use crate::kv::error::KvError;
 use crate::kv::locate::Locate;
-use crate::kv::rpc::RegionRpc;
 use crate::proto::kvrpcpb::{
     KeyError, KvBatchRollbackRequest, KvCommitRequest, KvPrewriteRequest, LockInfo, Mutation, Op,
 };
-
-/// Sends `items` grouped by region, one `build(region items)` request per region,
-/// concurrently, retrying routing failures until every group has an answer.
-async fn per_region<I, R>(
-    kv: &KvClient,
-    items: Vec<I>,
-    key: fn(&I) -> &Bytes,
-    build: impl Fn(Vec<I>) -> R,
-) -> std::result::Result<Vec<(Vec<I>, R::Resp)>, KvError>
-where
-    I: Clone + 'static,
-    R: RegionRpc,
-{
-    let mut bo = kv.backoffer();
-    let mut done = Vec::new();
-    let mut pending = items;
-    while !pending.is_empty() {
-        pending.sort_by(|a, b| key(a).cmp(key(b)));
-        let (groups, mut unrouted, mut retries) = kv.group(pending, key).await;
-        let timeout = kv.call_timeout(&bo);
-        let tasks: Vec<_> = groups
-            .into_iter()
-            .map(|(loc, items): (Rc<CachedRegion>, Vec<I>)| {
-                let kv = kv.clone();
-                let req = build(items.clone());
-                glommio::spawn_local(async move { (items, kv.attempt(&loc, req, timeout).await) })
-            })
-            .collect();
-        let mut failed = None;
-        for t in tasks {
-            let (items, outcome) = t.await;
-            match outcome {
-                Outcome::Done(resp) => done.push((items, resp)),
-                Outcome::Retry(r) => {
-                    unrouted.extend(items);
-                    retries.push(r);
-                }
-                Outcome::Fail(e) => failed = failed.or(Some(e)),
-            }
-        }
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        pending = unrouted;
-        if !retries.is_empty() {
-            kv.wait(&mut bo, retries).await?;
-        }
-    }
-    Ok(done)
-}
 
 fn mutation_key(m: &Mutation) -> &Bytes {
     &m.key
@@ -153,7 +99,7 @@ impl Transaction {
                 min_commit_ts: self.start_ts + 1,
                 one_pc_commit_ts: 0,
             };
-            let answers = per_region(kv, pending, mutation_key, build).await?;
+            let answers = kv.run_groups(pending, mutation_key, build).await?;
             pending = Vec::new();
             let mut locks = Vec::new();
             for (items, resp) in answers {
@@ -231,7 +177,7 @@ impl Transaction {
             start_version: self.start_ts,
             commit_version: commit_ts,
         };
-        match per_region(&self.client.kv, keys, bytes_key, build).await {
+        match self.client.kv.run_groups(keys, bytes_key, build).await {
             Ok(answers) => {
                 for (_, r) in answers.iter().filter(|(_, r)| r.key_error.is_some() || !r.error.is_empty()) {
                     tracing::debug!(start_ts = self.start_ts, "secondary commit refused: {r:?}");
@@ -245,7 +191,7 @@ impl Transaction {
     /// rolled back by readers).
     async fn rollback(&self, keys: Vec<Bytes>) {
         let build = |keys: Vec<Bytes>| KvBatchRollbackRequest { context: None, keys, start_version: self.start_ts };
-        if let Err(e) = per_region(&self.client.kv, keys, bytes_key, build).await {
+        if let Err(e) = self.client.kv.run_groups(keys, bytes_key, build).await {
             tracing::debug!(start_ts = self.start_ts, "rollback failed: {e}");
         }
     }
