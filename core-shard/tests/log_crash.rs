@@ -135,9 +135,8 @@ fn damaged_last_batches_recover_a_prefix() {
             let history = write_history(dir.path(), &mut rng, 150).await;
             let segs = data_segments(dir.path());
             let (path, _, batches) = &segs[0];
-            // Damage one of the last batches that may be unacknowledged at a crash.
-            let window = batches.len().min(core_shard::log::recovery::MAX_UNACKED_BATCHES);
-            let which = batches.len() - 1 - rng.gen_range(0..window);
+            // Damage one of the last two batches: the in-flight window of the writer.
+            let which = batches.len() - 1 - rng.gen_range(0..batches.len().min(2));
             let (off, len) = batches[which];
             let mut data = std::fs::read(path).unwrap();
             for _ in 0..rng.gen_range(1..4) {

@@ -205,9 +205,8 @@ pub fn recover_one(data: &[u8], segment_seq: u64, expected: Option<u64>) -> Outc
 
 /// The outcome docs/raft-log.md prescribes for `built` damaged into `damaged`: the batches
 /// before the first damaged one are kept; the valid batches after it are the undamaged ones
-/// of this segment; three or more of them, or one with a sequence of `last good + 4` or more,
-/// are corruption reported at the end point (the writer leaves at most three batches
-/// unacknowledged).
+/// of this segment; two or more of them, or one with a sequence of `last good + 3` or more,
+/// are corruption reported at the end point.
 pub fn prescribed(built: &Built, damaged: &[u8]) -> Outcome {
     let intact = |p: &Placed| damaged.get(p.offset..p.offset + p.len) == built.bytes.get(p.offset..p.offset + p.len);
     let d = built.batches.iter().position(|p| !intact(p)).unwrap_or(built.batches.len());
@@ -227,8 +226,8 @@ pub fn prescribed(built: &Built, damaged: &[u8]) -> Outcome {
         Some((_, h)) => Some(h.batch_seq),
         None => built.expected.map(|e| e - 1),
     };
-    let too_new = later.iter().find(|&&(_, s)| last_good.is_some_and(|g| s - g >= 4));
-    let reported = too_new.or(later.get(2)).copied();
+    let too_new = later.iter().find(|&&(_, s)| last_good.is_some_and(|g| s - g >= 3));
+    let reported = too_new.or(later.get(1)).copied();
     Outcome { kept, stop, later, corruption: reported.map(|b| (stop, b)) }
 }
 

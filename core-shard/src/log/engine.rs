@@ -1,10 +1,10 @@
 //! The engine: appends, reads, compaction, purge, and the group-commit pipeline.
 //!
 //! ```text
-//!  append() ──encode──▶ open batches ──writer──▶ write_at(segment, offset) ──▶ sync queue
-//!     │ (sync: index updated, returns Durable)   (batch k+2 written while k, k+1 sync)  │
-//!     ▼                                                                              │
-//!  Durable ◀──── wake waiters ≤ k, in order ◀──── syncers: fdatasync (2 at once) ◀───┘
+//!  append() ──encode──▶ open batches ──writer──▶ write_at(segment, offset) ──▶ sync slot
+//!     │ (sync: index updated, returns Durable)        (batch k+1 written while k syncs)
+//!     ▼                                                                        │
+//!  Durable ◀──────────── wake waiters ≤ k ◀──────── syncer: fdatasync ◀────────┘
 //! ```
 //!
 //! * `append` is synchronous: it validates, encodes the record into the open batch, updates
@@ -12,13 +12,10 @@
 //!   future that completes once an fdatasync covering the record has completed.
 //! * The **writer** task takes the oldest open batch — everything appended while the previous
 //!   batch was being written — places it in the active segment, and writes it with one
-//!   aligned O_DIRECT write, then queues it for a syncer once fewer than [`SYNC_DEPTH`]
-//!   batches are queued or syncing. So at most three batches are unacknowledged (two
-//!   syncing, one being written: [`recovery::MAX_UNACKED_BATCHES`]), which recovery relies on.
-//! * Two **syncer** tasks fdatasync the queued batches, in batch order, each as soon as its
-//!   write completed — batch `k + 1`'s fdatasync does not wait for `k`'s — and batches are
-//!   acknowledged in order: `k + 1` only once `k` is durable too (they may sit in different
-//!   segment files, so one fdatasync does not always cover the other).
+//!   aligned O_DIRECT write. It then waits until the sync slot is free, i.e. until the
+//!   previous batch is durable, and hands the batch over. So at most two batches are in
+//!   flight (one syncing, one written), which recovery relies on.
+//! * The **syncer** task fdatasyncs the batch in the slot and completes its waiters.
 //! * The **preparer** task (background queue) keeps the next segment ready: a recycled file
 //!   or a new zero-filled one.
 //!
@@ -142,10 +139,6 @@ pub struct PurgeReport {
     pub segments: usize,
 }
 
-/// fdatasyncs in flight at once: batch `k + 1`'s is issued as soon as it is written, without
-/// waiting for `k`'s. One more batch may be being written meanwhile.
-pub const SYNC_DEPTH: usize = recovery::MAX_UNACKED_BATCHES - 1;
-
 struct OpenBatch {
     seq: u64,
     buf: Vec<u8>,
@@ -171,10 +164,7 @@ struct State {
     ready: Option<Segment>,
     recycled: Vec<PathBuf>,
     prepare_error: Option<LogError>,
-    /// Written batches waiting for a syncer, oldest first.
-    sync_queue: VecDeque<SyncJob>,
-    /// Batches whose fdatasync was issued, by sequence: whether it completed.
-    syncing: BTreeMap<u64, bool>,
+    sync_slot: Option<SyncJob>,
     writer_done: bool,
     tasks_running: u32,
     spare: Vec<Vec<u8>>,
@@ -310,10 +300,9 @@ impl LogEngine {
             ready: None,
             recycled: rec.recycled,
             prepare_error: None,
-            sync_queue: VecDeque::new(),
-            syncing: BTreeMap::new(),
+            sync_slot: None,
             writer_done: false,
-            tasks_running: 2 + SYNC_DEPTH as u32,
+            tasks_running: 3,
             spare: Vec::new(),
             stats: LogStats::default(),
         };
@@ -330,9 +319,7 @@ impl LogEngine {
             glommio::spawn_local_into(fut, q).map(|t| t.detach()).map_err(|e| LogError::io("spawn", sh.dir.clone(), e))
         };
         spawn(Box::pin(writer(sh.clone())), queues.foreground)?;
-        for _ in 0..SYNC_DEPTH {
-            spawn(Box::pin(syncer(sh.clone())), queues.foreground)?;
-        }
+        spawn(Box::pin(syncer(sh.clone())), queues.foreground)?;
         spawn(Box::pin(preparer(sh.clone())), queues.background)?;
         Ok((LogEngine { sh }, rec.report))
     }
@@ -867,8 +854,7 @@ async fn writer(sh: Rc<Shared>) {
             st.stats.batches += 1;
             st.stats.bytes_written += len;
         }
-        // Queue it once fewer than SYNC_DEPTH batches are queued or syncing (keeps at most
-        // MAX_UNACKED_BATCHES written and unacknowledged).
+        // Hand over once the previous batch is durable (keeps at most two in flight).
         let mut job = Some(SyncJob { seq: batch.seq, file, path });
         loop {
             let notified = sh.wake_writer.notified();
@@ -877,8 +863,8 @@ async fn writer(sh: Rc<Shared>) {
                 if st.failed.is_some() {
                     break 'outer;
                 }
-                if st.sync_queue.len() + st.syncing.len() < SYNC_DEPTH {
-                    st.sync_queue.extend(job.take());
+                if st.sync_slot.is_none() {
+                    st.sync_slot = job.take();
                     drop(st);
                     sh.wake_syncer.notify_all();
                     break;
@@ -891,19 +877,17 @@ async fn writer(sh: Rc<Shared>) {
     task_exit(&sh);
 }
 
-/// A syncer: fdatasync the oldest queued batch, then acknowledge every batch up to the
-/// newest one whose fdatasync and all earlier ones completed.
+/// The syncer: fdatasync the batch in the slot, then complete its waiters.
 async fn syncer(sh: Rc<Shared>) {
     loop {
         let job = loop {
             let notified = sh.wake_syncer.notified();
             let next = {
-                let mut st = sh.st.borrow_mut();
+                let st = sh.st.borrow();
                 if st.failed.is_some() {
                     None
-                } else if let Some(j) = st.sync_queue.pop_front() {
-                    st.syncing.insert(j.seq, false);
-                    Some(Some(j))
+                } else if let Some(j) = &st.sync_slot {
+                    Some(Some(SyncJob { seq: j.seq, file: j.file.clone(), path: j.path.clone() }))
                 } else if st.writer_done {
                     // The writer has exited and nothing is left to sync.
                     None
@@ -928,19 +912,12 @@ async fn syncer(sh: Rc<Shared>) {
             let mut st = sh.st.borrow_mut();
             st.stats.fsyncs += 1;
             st.stats.fsync_nanos += t.elapsed().as_nanos() as u64;
-            st.syncing.insert(job.seq, true);
-            // In order: a batch is durable once its own and every earlier fdatasync completed.
-            while let Some(entry) = st.syncing.first_entry() {
-                if !*entry.get() {
-                    break;
-                }
-                let (seq, _) = entry.remove_entry();
-                st.durable = seq;
-            }
-            let d = st.durable;
-            let rest = st.waiters.split_off(&(d + 1));
+            st.durable = job.seq;
+            st.sync_slot = None;
+            let rest = st.waiters.split_off(&(job.seq + 1));
             let done = std::mem::replace(&mut st.waiters, rest);
             if st.index.cached > st.index.budget {
+                let d = st.durable;
                 st.index.evict(Some(d));
             }
             done

@@ -6,14 +6,13 @@
 //! file after the last batch. Whether that end is a harmless torn tail or damage to
 //! acknowledged data is decided by what lies *after* it:
 //!
-//! The writer has at most [`MAX_UNACKED_BATCHES`] (3) batches written and not acknowledged:
-//! batches `k` and `k + 1` being synced and batch `k + 2` being written (batch `k + 3` is not
-//! written before `k`'s fdatasync completed and `k` was acknowledged). So if batch `k` is
-//! torn, at most two valid batches of the same log can follow it. Finding three or more valid
-//! batches after the end point — or one whose sequence is at least `last good + 4` — proves
-//! that acknowledged data follows bad bytes: that is corruption, reported with file and
-//! offset, and the engine does not open. Otherwise the tail is truncated at the end point,
-//! later segments are deleted, and a warning is logged.
+//! The writer has at most two batches in flight: batch `k` being synced and batch `k + 1`
+//! written (batch `k + 2` is not written before `k`'s fdatasync completed and `k` was
+//! acknowledged). So if batch `k` is torn, at most one valid batch of the same log can follow
+//! it. Finding two or more valid batches after the end point — or one whose sequence is at
+//! least `last good + 3` — proves that acknowledged data follows bad bytes: that is
+//! corruption, reported with file and offset, and the engine does not open. Otherwise the
+//! tail is truncated at the end point, later segments are deleted, and a warning is logged.
 
 use std::path::{Path, PathBuf};
 
@@ -114,21 +113,15 @@ pub fn later_batches(data: &[u8], from: usize, segment_seq: u64) -> Vec<(usize, 
     out
 }
 
-/// How many batches the engine's writer may have written (or be writing) that are not yet
-/// acknowledged: two being synced, one being written. Recovery's torn-tail rule depends on
-/// it; raising it weakens what recovery can tell apart from a torn tail.
-pub const MAX_UNACKED_BATCHES: usize = 3;
-
 /// Whether valid batches found after the end point of the log prove that acknowledged data
 /// follows bad bytes: `later` are their sequences in file order, `last_good` the sequence of
-/// the last batch before the end point. At most [`MAX_UNACKED_BATCHES`] batches are
-/// unacknowledged, so a torn batch `k` can be followed by batches `k + 1` and `k + 2` only:
-/// three or more later batches, or one with a sequence of `last good + 4` or more, mean
-/// corruption. Returns the position in `later` of the batch to report, `None` for a torn tail.
+/// the last batch before the end point. At most two batches are in flight, so a torn batch
+/// `k` can be followed by batch `k + 1` only: two or more later batches, or one with a
+/// sequence of `last good + 3` or more, mean corruption. Returns the position in `later` of
+/// the batch to report, `None` for a torn tail.
 pub fn acknowledged_after(later: &[u64], last_good: Option<u64>) -> Option<usize> {
-    let n = MAX_UNACKED_BATCHES as u64;
-    let too_new = later.iter().position(|&s| last_good.is_some_and(|g| s.checked_sub(g).is_some_and(|d| d > n)));
-    too_new.or((later.len() >= MAX_UNACKED_BATCHES).then_some(MAX_UNACKED_BATCHES - 1))
+    let too_new = later.iter().position(|&s| last_good.is_some_and(|g| s.checked_sub(g).is_some_and(|d| d >= 3)));
+    too_new.or((later.len() >= 2).then_some(1))
 }
 
 /// Applies the records of one valid batch to the index.
@@ -418,20 +411,17 @@ mod tests {
         assert!(later_batches(&data, 1, 3).is_empty());
     }
 
-    /// The torn-tail rule, also near the top of the sequence range (`last good + 4`
-    /// overflowed).
+    /// The torn-tail rule near the top of the sequence range (`last good + 3` overflowed).
     #[test]
     fn acknowledged_after_does_not_overflow() {
-        let g = u64::MAX - 3;
+        let g = u64::MAX - 2;
         assert_eq!(acknowledged_after(&[u64::MAX - 1], Some(g)), None);
-        assert_eq!(acknowledged_after(&[g + 2, g + 3], Some(g)), None);
-        assert_eq!(acknowledged_after(&[5, 6], Some(3)), None);
-        assert_eq!(acknowledged_after(&[5, 6, 7], Some(3)), Some(2));
-        assert_eq!(acknowledged_after(&[7], Some(3)), Some(0));
-        assert_eq!(acknowledged_after(&[5, 8], Some(3)), Some(1));
-        assert_eq!(acknowledged_after(&[6], Some(3)), None);
-        assert_eq!(acknowledged_after(&[9, 10], None), None);
-        assert_eq!(acknowledged_after(&[9, 10, 11], None), Some(2));
+        assert_eq!(acknowledged_after(&[g + 2], Some(g)), None);
+        assert_eq!(acknowledged_after(&[5, 6], Some(3)), Some(1));
+        assert_eq!(acknowledged_after(&[6], Some(3)), Some(0));
+        assert_eq!(acknowledged_after(&[5], Some(3)), None);
+        assert_eq!(acknowledged_after(&[9], None), None);
+        assert_eq!(acknowledged_after(&[9, 10], None), Some(1));
         assert_eq!(acknowledged_after(&[], Some(u64::MAX)), None);
     }
 
