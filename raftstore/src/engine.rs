@@ -103,6 +103,10 @@ impl KvEngine {
         }
         opts.set_block_based_table_factory(&table);
         opts.create_missing_column_families(true);
+        // Writes skip RocksDB's WAL (the raft log is the WAL), so a flush must persist every
+        // column family up to one sequence number: otherwise the default family's apply state
+        // could be flushed past transactional writes still in another family's memtable.
+        opts.set_atomic_flush(true);
         let families = std::iter::once(rocksdb::DEFAULT_COLUMN_FAMILY_NAME)
             .chain(Cf::ALL.iter().map(|cf| cf.name()))
             .map(|name| ColumnFamilyDescriptor::new(name, opts.clone()));
@@ -277,11 +281,21 @@ impl KvEngine {
         self.db()?.write_opt(batch, &wo).map_err(engine_err)
     }
 
-    /// Flushes memtables to SST files on the blocking pool: every write made before the call
-    /// is durable when it returns.
+    /// Flushes every column family's memtables to SST files atomically, on the blocking pool:
+    /// every write made before the call is durable when it returns.
     pub async fn flush(&self) -> Result<()> {
         let db = self.db_arc()?;
-        glommio::executor().spawn_blocking(move || db.flush().map_err(engine_err)).await
+        glommio::executor()
+            .spawn_blocking(move || {
+                let mut cfs = vec![db.cf_handle(rocksdb::DEFAULT_COLUMN_FAMILY_NAME).ok_or_else(|| {
+                    StoreError::Engine("default column family missing".into())
+                })?];
+                for cf in Cf::ALL {
+                    cfs.push(txn_cf(&db, cf)?);
+                }
+                db.flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default()).map_err(engine_err)
+            })
+            .await
     }
 
     /// Every region's stored metadata (start-up).

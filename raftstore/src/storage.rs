@@ -119,10 +119,10 @@ pub enum SnapState {
     Idle,
     /// Raft asked; generation has not started.
     Requested,
-    /// Being generated.
-    Generating,
-    /// Ready to send.
-    Ready(Box<Snapshot>),
+    /// Being generated, of the region as it was at this epoch.
+    Generating(metapb::RegionEpoch),
+    /// Ready to send; it holds the region as it was at this epoch.
+    Ready(Box<Snapshot>, metapb::RegionEpoch),
 }
 
 /// Entries raft asked for that must be read from disk first.
@@ -222,8 +222,8 @@ impl PeerStorage {
     }
 
     /// The snapshot state.
-    pub fn snap_state(&self) -> SnapState {
-        self.snap.borrow().clone()
+    pub fn snap_state(&self) -> std::cell::Ref<'_, SnapState> {
+        self.snap.borrow()
     }
 
     /// Sets the snapshot state (generation started, finished, or dropped).
@@ -348,15 +348,20 @@ impl raft::Storage for PeerStorage {
         // A snapshot is only usable by peers in its configuration: one taken before `to` was
         // added would be refused by it.
         // It must also cover everything the log no longer has, or the follower cannot use it.
+        // And it must hold the region as it is now: one taken before a split still spans the
+        // split-off range, and a follower that already has the new region refuses it as
+        // overlapping, every time it is resent.
         let truncated = self.truncated().0;
-        let usable = |snap: &Snapshot| {
+        let epoch = self.region.region_epoch.as_ref();
+        let usable = |snap: &Snapshot, at: &metapb::RegionEpoch| {
             let cs = snap.metadata.as_ref().and_then(|m| m.conf_state.as_ref());
             snap.get_metadata().index >= request_index.max(truncated)
                 && cs.is_some_and(|cs| cs.voters.contains(&to) || cs.learners.contains(&to))
+                && epoch == Some(at)
         };
         match &*s {
-            SnapState::Ready(snap) if usable(snap) => Ok((**snap).clone()),
-            SnapState::Generating | SnapState::Requested => {
+            SnapState::Ready(snap, at) if usable(snap, at) => Ok((**snap).clone()),
+            SnapState::Generating(_) | SnapState::Requested => {
                 Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
             }
             _ => {

@@ -59,9 +59,21 @@ log-gc-count-limit = 200\nlog-gc-keep = 10\n[split]\nregion-split-size = 262144\
 
 /// Starts a store; until it has printed its first line, a crash point may already fire (then
 /// `None`).
+/// With `PERCORE_FAILPOINTS_LOG_DIR` set, each store logs at info level to
+/// `<dir>/<test dir>-<store dir>.log` (appended across restarts) for debugging a failed run.
 fn server(pd: &str, dir: &Path, config: &Path, failpoint: Option<&str>) -> Option<Proc> {
     let failpoints = failpoint.map(|f| format!("{f}=return"));
-    server_with(pd, dir, config, failpoints.as_deref(), "warn", Stdio::inherit())
+    match std::env::var_os("PERCORE_FAILPOINTS_LOG_DIR") {
+        Some(logs) => {
+            let name = |p: Option<&Path>| {
+                p.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            };
+            let path = Path::new(&logs).join(format!("{}-{}.log", name(dir.parent()), name(Some(dir))));
+            let log = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("open store log");
+            server_with(pd, dir, config, failpoints.as_deref(), "info", log.into())
+        }
+        None => server_with(pd, dir, config, failpoints.as_deref(), "warn", Stdio::inherit()),
+    }
 }
 
 /// [`server`] with a whole `FAILPOINTS` value, a log filter and where its stderr goes.

@@ -147,3 +147,47 @@ fn a_regions_transactional_data_moves_with_it_and_is_cleared_with_it() {
     assert_eq!(get(&engine, b"k1", 25), None);
     assert_eq!(get(&engine, b"m1", 60).as_deref(), Some(&b"w"[..]));
 }
+
+/// Set in the child process of `a_flush_persists_every_family_before_a_crash`: the directory
+/// to write, flush and crash in.
+const CRASH_CHILD_DIR: &str = "PERCORE_TXN_ENGINE_CRASH_DIR";
+
+/// Apply writes skip RocksDB's WAL, so what survives a crash is what a flush persisted. A
+/// child process commits a transaction (lock, write and default families) and a raw key,
+/// flushes, writes more that no flush covers, and aborts without closing the database; the
+/// reopened database has the flushed transaction in every family and nothing after it.
+#[test]
+fn a_flush_persists_every_family_before_a_crash() {
+    if let Some(dir) = std::env::var_os(CRASH_CHILD_DIR) {
+        let dir = std::path::PathBuf::from(dir);
+        let ex = glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let engine = open(&dir);
+                let long = vec![b'v'; 1000]; // long values go to the default family
+                transfer(&engine, b"a1", b"a2", &long, 10, 20);
+                let mut wb = WriteBatch::default();
+                wb.put(b"zraw", b"1");
+                engine.write(wb).unwrap();
+                engine.flush().await.expect("flush");
+                transfer(&engine, b"b1", b"b2", b"x", 30, 40);
+                std::process::abort();
+            })
+            .unwrap();
+        let _ = ex.join();
+        unreachable!("the child aborts");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_flush_persists_every_family_before_a_crash", "--nocapture", "--test-threads=1"])
+        .env(CRASH_CHILD_DIR, dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child crashed");
+    let engine = open(dir.path());
+    assert_eq!(get(&engine, b"a1", 25), Some(vec![b'v'; 1000]), "flushed: write and default families");
+    assert_eq!(get(&engine, b"a2", 25), Some(vec![b'v'; 1000]));
+    assert_eq!(engine.get(b"zraw").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(get(&engine, b"b1", 45), None, "written after the flush, lost in the crash");
+}

@@ -28,7 +28,7 @@ use crate::storage::{conf_state_of, encode_entry, reset_log, SnapState};
 impl Peer {
     /// Starts generating a snapshot if raft asked for one.
     pub fn maybe_generate_snapshot(&mut self, ctx: &Rc<ShardCtx>) {
-        if !matches!(self.raw_node.store().snap_state(), SnapState::Requested) {
+        if !matches!(*self.raw_node.store().snap_state(), SnapState::Requested) {
             return;
         }
         let store = self.raw_node.store();
@@ -42,7 +42,7 @@ impl Peer {
             }
         };
         let Ok(snap) = ctx.engine.snapshot() else { return };
-        store.set_snap_state(SnapState::Generating);
+        store.set_snap_state(SnapState::Generating(region.region_epoch.clone().unwrap_or_default()));
         let ctx2 = ctx.clone();
         glommio::spawn_local_into(
             async move {
@@ -86,8 +86,12 @@ impl Peer {
     /// A generated snapshot is ready: raft may send it now.
     pub fn on_snapshot_generated(&mut self, snap: Result<Box<Snapshot>, String>) {
         let store = self.raw_node.store();
+        let epoch = match &*store.snap_state() {
+            SnapState::Generating(epoch) => epoch.clone(),
+            _ => return, // a snapshot was applied meanwhile; raft asks again if it needs one
+        };
         match snap {
-            Ok(s) => store.set_snap_state(SnapState::Ready(s)),
+            Ok(s) => store.set_snap_state(SnapState::Ready(s, epoch)),
             Err(e) => {
                 tracing::warn!(region_id = self.region_id(), "snapshot generation failed: {e}");
                 store.set_snap_state(SnapState::Idle);
