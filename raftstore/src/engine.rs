@@ -287,9 +287,9 @@ impl KvEngine {
         let db = self.db_arc()?;
         glommio::executor()
             .spawn_blocking(move || {
-                let mut cfs = vec![db.cf_handle(rocksdb::DEFAULT_COLUMN_FAMILY_NAME).ok_or_else(|| {
-                    StoreError::Engine("default column family missing".into())
-                })?];
+                let mut cfs = vec![db
+                    .cf_handle(rocksdb::DEFAULT_COLUMN_FAMILY_NAME)
+                    .ok_or_else(|| StoreError::Engine("default column family missing".into()))?];
                 for cf in Cf::ALL {
                     cfs.push(txn_cf(&db, cf)?);
                 }

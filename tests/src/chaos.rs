@@ -1,8 +1,9 @@
 //! Process chaos: `percore-pd` and `percore-server` processes on loopback, killed (-9),
 //! paused (SIGSTOP … SIGCONT) and restarted at random while clients run; at the end every
-//! process is healed, the clients' history is checked for linearizability and every
-//! acknowledged append is read back. Run by `percore-chaos` (long runs) and by the `chaos`
-//! test (a short one).
+//! process is healed and the clients' work is checked. Two workloads: registers (the history
+//! is checked for linearizability and every acknowledged append is read back) and the
+//! [`crate::bank`] transactions (its invariants and snapshot isolation). Run by
+//! `percore-chaos` (long runs) and by the `chaos` test (short ones).
 //!
 //! Faults never take more than one store down or paused at a time (a 3-store cluster keeps a
 //! quorum, so the clients make progress); PD is killed or paused independently. Safety does
@@ -16,10 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use net::kv::{KvClient, KvConfig};
+use net::kv::{KvClient, KvConfig, TxnClient, TxnConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::bank::{self, BankConfig};
 use crate::cluster;
 use crate::linearizability::{self, cas_outcome, CheckConfig, Op, Outcome, Recorder};
 use crate::workload;
@@ -39,11 +41,32 @@ pub struct ChaosConfig {
     pub seed: u64,
     /// Directory holding `percore-pd` and `percore-server` (default: next to this program).
     pub bin_dir: Option<PathBuf>,
+    /// What the clients run.
+    pub workload: ChaosWorkload,
+}
+
+/// The clients of a chaos run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChaosWorkload {
+    /// Raw get / put / compare-and-swap on shared registers plus an appender; checked for
+    /// linearizability and durability.
+    Registers,
+    /// The [`crate::bank`] transactions; checked for the bank invariants and snapshot
+    /// isolation.
+    Bank,
 }
 
 impl Default for ChaosConfig {
     fn default() -> Self {
-        ChaosConfig { stores: 3, duration: Duration::from_secs(30), clients: 6, keys: 4, seed: 0, bin_dir: None }
+        ChaosConfig {
+            stores: 3,
+            duration: Duration::from_secs(30),
+            clients: 6,
+            keys: 4,
+            seed: 0,
+            bin_dir: None,
+            workload: ChaosWorkload::Registers,
+        }
     }
 }
 
@@ -52,16 +75,11 @@ impl Default for ChaosConfig {
 pub struct ChaosReport {
     /// The faults injected, in order, with their time.
     pub faults: Vec<String>,
-    /// Register operations recorded, and how many of them had no answer.
-    pub ops: usize,
-    /// Operations whose outcome is unknown.
-    pub unknown: usize,
-    /// The linearizability checker's report.
-    pub check: String,
-    /// Whether the history is linearizable.
-    pub linearizable: bool,
-    /// Acknowledged appends, all read back.
-    pub acked_appends: usize,
+    /// What the clients did and the checkers found.
+    pub summary: String,
+    /// Whether every check passed (linearizable and nothing acknowledged lost; or the bank's
+    /// invariants and snapshot isolation held).
+    pub ok: bool,
 }
 
 /// Finds `name` next to the running program (or in its parent, for test binaries in `deps/`).
@@ -224,6 +242,61 @@ pub fn run(cfg: &ChaosConfig) -> Result<ChaosReport, String> {
             cluster::replicate_all(&pd, &kv, &ids).await;
         });
     }
+    match cfg.workload {
+        ChaosWorkload::Registers => run_registers(&mut procs, cfg),
+        ChaosWorkload::Bank => run_bank(&mut procs, cfg),
+    }
+}
+
+/// The clients' KV configuration under faults: short deadlines, so that a client notices a
+/// dead or paused store quickly and moves on.
+fn chaos_kv(pd_addr: &str) -> KvClient {
+    let mut kcfg = KvConfig { deadline: Duration::from_secs(2), ..KvConfig::default() };
+    kcfg.conn.call_timeout = Duration::from_millis(800);
+    KvClient::new(std::rc::Rc::new(cluster::pd_client(pd_addr)), kcfg)
+}
+
+/// The bank under faults: set up, transfer and read while faults run, heal, verify.
+fn run_bank(procs: &mut Procs, cfg: &ChaosConfig) -> Result<ChaosReport, String> {
+    let pd_addr = procs.pd_addr.clone();
+    let bank_cfg = BankConfig { seed: cfg.seed, ..BankConfig::default() };
+    let (stop, healed_flag) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let clients = {
+        let (p, s, h, bc) = (pd_addr.clone(), stop.clone(), healed_flag.clone(), bank_cfg.clone());
+        std::thread::spawn(move || {
+            cluster::run(move || async move {
+                let pd = std::rc::Rc::new(cluster::pd_client(&p));
+                let txn = TxnClient::new(chaos_kv(&p), pd, TxnConfig::default());
+                let set_up = bank::setup(txn.kv(), &txn, &bc).await;
+                let failed = set_up.is_err();
+                let _ = ready_tx.send(set_up);
+                if failed {
+                    return Err("set-up failed".to_string());
+                }
+                let log = bank::run(&txn, &bc, &s).await;
+                // Verified with every process healthy: wait for the heal.
+                while !h.load(Ordering::SeqCst) {
+                    glommio::timer::sleep(Duration::from_millis(50)).await;
+                }
+                bank::verify(&txn, &bc, log, Duration::from_secs(60)).await
+            })
+        })
+    };
+    ready_rx.recv().map_err(|_| "the bank clients died".to_string())??;
+    let faults = inject(procs, cfg);
+    stop.store(true, Ordering::SeqCst);
+    let healed = procs.heal();
+    healed_flag.store(true, Ordering::SeqCst);
+    let report = clients.join().map_err(|_| "the bank clients panicked".to_string())?;
+    healed?;
+    let report = report?;
+    Ok(ChaosReport { faults, summary: report.to_string(), ok: report.ok() })
+}
+
+/// Registers and appends under faults; linearizability and durability checked.
+fn run_registers(procs: &mut Procs, cfg: &ChaosConfig) -> Result<ChaosReport, String> {
+    let pd_addr = procs.pd_addr.clone();
     let recorder = Recorder::new();
     let acked = workload::acked();
     let stop = Arc::new(AtomicBool::new(false));
@@ -231,7 +304,7 @@ pub fn run(cfg: &ChaosConfig) -> Result<ChaosReport, String> {
         let (p, r, a, s, cfg) = (pd_addr.clone(), recorder.clone(), acked.clone(), stop.clone(), cfg.clone());
         std::thread::spawn(move || cluster::run(move || async move { run_clients(&p, &r, &a, &s, &cfg).await }))
     };
-    let faults = inject(&mut procs, cfg);
+    let faults = inject(procs, cfg);
     stop.store(true, Ordering::SeqCst);
     let healed = procs.heal();
     clients.join().map_err(|_| "the clients panicked".to_string())?;
@@ -258,16 +331,15 @@ pub fn run(cfg: &ChaosConfig) -> Result<ChaosReport, String> {
     });
     let history = recorder.history();
     let report = linearizability::check(&history, &CheckConfig::default());
-    let out = ChaosReport {
-        faults,
-        ops: history.ops.len(),
-        unknown: history.unknown(),
-        check: report.to_string(),
-        linearizable: report.is_linearizable(),
-        acked_appends: acked.lock().map(|a| a.len()).unwrap_or(0),
-    };
+    let summary = format!(
+        "register operations: {} ({} without an answer); acknowledged appends read back: {}; {}",
+        history.ops.len(),
+        history.unknown(),
+        acked.lock().map(|a| a.len()).unwrap_or(0),
+        report
+    );
     verified?;
-    Ok(out)
+    Ok(ChaosReport { faults, summary, ok: report.is_linearizable() })
 }
 
 fn register(k: usize) -> Bytes {
@@ -347,9 +419,7 @@ async fn run_clients(
     stop: &Arc<AtomicBool>,
     cfg: &ChaosConfig,
 ) {
-    let mut kcfg = KvConfig { deadline: Duration::from_secs(2), ..KvConfig::default() };
-    kcfg.conn.call_timeout = Duration::from_millis(800);
-    let kv = KvClient::new(std::rc::Rc::new(cluster::pd_client(pd_addr)), kcfg);
+    let kv = chaos_kv(pd_addr);
     let mut tasks = Vec::new();
     for c in 0..cfg.clients {
         let (kv, rec, stop) = (kv.clone(), rec.clone(), stop.clone());

@@ -1,11 +1,11 @@
 //! A short process-chaos run (PD and 3 stores as processes; kill -9, SIGSTOP/SIGCONT and
 //! restarts at random for `PERCORE_CHAOS_SECS`, default 20 s): the history must be
-//! linearizable and every acknowledged append readable. `percore-chaos --duration 5m` runs
-//! a long one.
+//! linearizable and every acknowledged append readable; and the bank transactions on 5 stores
+//! under the same faults. `percore-chaos --duration 5m [--workload bank]` runs a long one.
 
 use std::time::Duration;
 
-use percore_tests::chaos::{self, ChaosConfig};
+use percore_tests::chaos::{self, ChaosConfig, ChaosWorkload};
 
 #[test]
 fn processes_killed_paused_and_restarted_lose_nothing() {
@@ -15,7 +15,29 @@ fn processes_killed_paused_and_restarted_lose_nothing() {
     eprintln!("chaos: {cfg:?}");
     let r = chaos::run(&cfg).unwrap_or_else(|e| panic!("chaos run failed (seed {seed}): {e}"));
     eprintln!("faults: {:#?}", r.faults);
-    eprintln!("{} register operations ({} unknown), {} appends; {}", r.ops, r.unknown, r.acked_appends, r.check);
+    eprintln!("{}", r.summary);
     assert!(!r.faults.is_empty(), "no fault was injected");
-    assert!(r.linearizable, "not linearizable (seed {seed}): {}", r.check);
+    assert!(r.ok, "not linearizable (seed {seed}): {}", r.summary);
+}
+
+/// The bank workload on 5 store processes under the same faults: every snapshot balances,
+/// every committed transfer counts once, the history is snapshot-isolated.
+#[test]
+#[ignore = "liveness not yet reliable: a 5-minute run's final read found region 2 unavailable for 60 s after the heal; run with --ignored"]
+fn bank_transactions_under_process_faults_keep_their_invariants() {
+    let secs = std::env::var("PERCORE_CHAOS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let seed = std::env::var("PERCORE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    let cfg = ChaosConfig {
+        stores: 5,
+        duration: Duration::from_secs(secs),
+        seed,
+        workload: ChaosWorkload::Bank,
+        ..ChaosConfig::default()
+    };
+    eprintln!("chaos: {cfg:?}");
+    let r = chaos::run(&cfg).unwrap_or_else(|e| panic!("bank chaos run failed (seed {seed}): {e}"));
+    eprintln!("faults: {:#?}", r.faults);
+    eprintln!("{}", r.summary);
+    assert!(!r.faults.is_empty(), "no fault was injected");
+    assert!(r.ok, "bank invariants or snapshot isolation violated (seed {seed}): {}", r.summary);
 }

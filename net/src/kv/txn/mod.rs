@@ -93,11 +93,14 @@ pub enum TxnError {
         /// The lock's transaction.
         lock_ts: u64,
     },
-    /// Whether the primary's commit applied is unknown (the store did not answer in time).
-    #[error("transaction {start_ts}: commit outcome unknown: {reason}")]
+    /// Whether the primary's commit applied is unknown (the store did not answer, or the
+    /// request failed after it was sent). If it did, the transaction committed at `commit_ts`.
+    #[error("transaction {start_ts}: commit at {commit_ts}: outcome unknown: {reason}")]
     Undetermined {
         /// The transaction.
         start_ts: u64,
+        /// The commit timestamp the primary's commit carried.
+        commit_ts: u64,
         /// What happened.
         reason: String,
     },

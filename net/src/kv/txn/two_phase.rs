@@ -145,12 +145,13 @@ impl Transaction {
                 start_version: self.start_ts,
                 commit_version: commit_ts,
             };
+            // Once the commit was sent, a failure leaves its outcome unknown: an earlier
+            // attempt of the routing client's retries may have applied.
             let resp = match kv.run(&mut kv.backoffer(), Locate::Key(primary), |_| req.clone()).await {
                 Ok((_, resp)) => resp,
-                Err(e @ (KvError::DeadlineExceeded { .. } | KvError::Undetermined { .. } | KvError::Net { .. })) => {
-                    return Err(TxnError::Undetermined { start_ts: self.start_ts, reason: e.to_string() })
+                Err(e) => {
+                    return Err(TxnError::Undetermined { start_ts: self.start_ts, commit_ts, reason: e.to_string() })
                 }
-                Err(e) => return Err(e.into()),
             };
             if !resp.error.is_empty() {
                 return Err(TxnError::Kv(KvError::Server { region_id: 0, message: resp.error }));
