@@ -154,6 +154,16 @@ pub enum Event {
         /// `(region, applied index at flush start)`.
         applied: Vec<(u64, u64)>,
     },
+    /// A TSO timestamp fetched for a new leader's one-phase commits
+    /// (`crate::peer::one_pc`).
+    MaxTsSynced {
+        /// Region.
+        region_id: u64,
+        /// The term it was fetched for.
+        term: u64,
+        /// The timestamp (`None`: the fetch failed).
+        ts: Option<u64>,
+    },
     /// A GC pass over part of a region found keys with versions to remove.
     GcBatch {
         /// Region.

@@ -39,7 +39,7 @@ fn props(primary: &[u8], start_ts: u64) -> TxnProps {
 fn transfer(engine: &KvEngine, from: &[u8], to: &[u8], amount: &[u8], start_ts: u64, commit_ts: u64) {
     let mutations = vec![Mutation::Put(from.to_vec(), amount.to_vec()), Mutation::Put(to.to_vec(), amount.to_vec())];
     let r = run(engine, TxnCommand::Prewrite { mutations, props: props(from, start_ts) });
-    assert_eq!(r, TxnResponse::Prewrite { errors: vec![] });
+    assert_eq!(r, TxnResponse::Prewrite { errors: vec![], committed: None });
     for k in [from, to] {
         run(engine, TxnCommand::Commit { keys: vec![k.to_vec()], start_ts, commit_ts });
     }

@@ -1,7 +1,8 @@
 //! The transactional API over TCP against a real store and PD: two-phase commit, a reader
 //! that meets the lock of a client that died after committing its primary and resolves it,
-//! conflicting writers, scans and lock scans, one-phase commit refused — each command replicated as
-//! a `TxnCommand` raft entry and processed at apply.
+//! conflicting writers, scans and lock scans, one-phase commit (at a timestamp the leader picks
+//! after the reads it served; a client's own commit timestamp refused) — each command replicated
+//! as a `TxnCommand` raft entry and processed at apply.
 
 use std::time::Duration;
 
@@ -29,6 +30,17 @@ impl Txn<'_> {
     }
 
     async fn prewrite(&self, muts: Vec<Mutation>, primary: &str, start: u64, one_pc: u64) -> KvPrewriteResponse {
+        self.prewrite_with(muts, primary, start, one_pc, false).await
+    }
+
+    async fn prewrite_with(
+        &self,
+        muts: Vec<Mutation>,
+        primary: &str,
+        start: u64,
+        one_pc_commit_ts: u64,
+        try_one_pc: bool,
+    ) -> KvPrewriteResponse {
         let req = KvPrewriteRequest {
             context: Some(self.ctx.clone()),
             mutations: muts,
@@ -36,7 +48,8 @@ impl Txn<'_> {
             start_version: start,
             lock_ttl: 3_000,
             min_commit_ts: 0,
-            one_pc_commit_ts: one_pc,
+            one_pc_commit_ts,
+            try_one_pc,
         };
         self.call(Method::KvPrewrite, &req).await
     }
@@ -147,17 +160,58 @@ fn transactions_over_the_wire() {
             let conflict = r.errors.first().and_then(|e| e.conflict.clone()).expect("a write conflict");
             assert_eq!(conflict.conflict_commit_ts, commit);
 
-            // One-phase commit is refused over the wire (not safe yet against later reads
-            // served before it applies); a one-key transaction commits in two phases.
+            // A client's own one-phase commit timestamp is refused: only the leader knows
+            // which reads it served.
             let s2 = pdc.get_ts().await.unwrap();
             let c2 = pdc.get_ts().await.unwrap();
             let r = t.prewrite(vec![put("acct-c", "5")], "acct-c", s2, c2).await;
-            assert!(r.error.contains("one-phase commit is not supported"), "{r:?}");
+            assert!(r.error.contains("chosen by the region's leader"), "{r:?}");
             assert!(t.get("acct-c", c2).await.not_found);
             let r = t.prewrite(vec![put("acct-c", "5")], "acct-c", s2, 0).await;
             assert!(r.errors.is_empty() && r.error.is_empty(), "{r:?}");
             assert!(t.commit(&["acct-c"], s2, c2).await.key_error.is_none());
             assert_eq!(t.get("acct-c", c2).await.value, b("5"));
+
+            // Asked for, one-phase commit commits at once (no lock) at a timestamp after every
+            // read the leader served — here a read far ahead of the start. Until the new
+            // leader has synced its read timestamps with the TSO it prewrites instead.
+            let mut one_pc = None;
+            for attempt in 0..100 {
+                let start = pdc.get_ts().await.unwrap();
+                let ahead = pdc.get_ts().await.unwrap() + (1 << 20);
+                assert!(t.get("acct-d", ahead).await.not_found);
+                let key = format!("acct-d{attempt}");
+                let r = t.prewrite_with(vec![put(&key, "7")], &key, start, 0, true).await;
+                assert!(r.errors.is_empty() && r.error.is_empty(), "{r:?}");
+                if r.one_pc_commit_ts != 0 {
+                    one_pc = Some((key, start, ahead, r.one_pc_commit_ts));
+                    break;
+                }
+                let commit = pdc.get_ts().await.unwrap();
+                assert!(t.commit(&[&key], start, commit).await.key_error.is_none());
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+            let (key, start, ahead, commit) = one_pc.expect("the leader never committed in one phase");
+            assert!(commit > ahead, "one-phase commit at {commit}, not after the read at {ahead}");
+            assert!(t.get(&key, commit - 1).await.not_found, "visible before its commit timestamp");
+            assert_eq!(t.get(&key, commit).await.value, b("7"));
+            // Retried (the answer was lost): nothing new, the first commit is reported.
+            let r = t.prewrite_with(vec![put(&key, "7")], &key, start, 0, true).await;
+            assert_eq!((r.errors.len(), r.one_pc_commit_ts), (0, commit), "{r:?}");
+            // Its commit needs no second phase: a commit request finds no lock, only the record.
+            let locks: KvScanLockResponse = t
+                .call(
+                    Method::KvScanLock,
+                    &KvScanLockRequest {
+                        context: Some(t.ctx.clone()),
+                        max_version: u64::MAX,
+                        start_key: b(&key),
+                        end_key: Bytes::new(),
+                        limit: 0,
+                    },
+                )
+                .await;
+            assert!(locks.locks.is_empty(), "{locks:?}");
 
             let scan: KvScanResponse = t
                 .call(

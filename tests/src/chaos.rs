@@ -43,6 +43,9 @@ pub struct ChaosConfig {
     pub bin_dir: Option<PathBuf>,
     /// What the clients run.
     pub workload: ChaosWorkload,
+    /// When set, every process logs at info level to `<dir>/pd.log` and `<dir>/s<i>.log`
+    /// (appended across restarts) instead of logging errors to nowhere.
+    pub log_dir: Option<PathBuf>,
 }
 
 /// The clients of a chaos run.
@@ -66,6 +69,7 @@ impl Default for ChaosConfig {
             seed: 0,
             bin_dir: None,
             workload: ChaosWorkload::Registers,
+            log_dir: None,
         }
     }
 }
@@ -108,8 +112,8 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command, expect: &str) -> Result<Proc, String> {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().map_err(|e| format!("spawn: {e}"))?;
+    fn spawn(mut cmd: Command, expect: &str, stderr: Stdio) -> Result<Proc, String> {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().map_err(|e| format!("spawn: {e}"))?;
         let mut line = String::new();
         let out = child.stdout.take().ok_or("no stdout")?;
         let _ = BufReader::new(out).read_line(&mut line);
@@ -147,6 +151,7 @@ struct Procs {
     pd_addr: String,
     pd: Option<Proc>,
     stores: Vec<Option<Proc>>,
+    log_dir: Option<PathBuf>,
 }
 
 const STORE_CONFIG: &str = "[raft]\nbase-tick-ms = 50\nlog-gc-interval-ms = 500\nflush-interval-ms = 500\n\
@@ -167,6 +172,7 @@ impl Procs {
             dir,
             pd: None,
             stores: (0..cfg.stores).map(|_| None).collect(),
+            log_dir: cfg.log_dir.clone(),
         };
         p.start_pd()?;
         for i in 0..cfg.stores {
@@ -175,13 +181,26 @@ impl Procs {
         Ok(p)
     }
 
+    /// The `--log` level and stderr of the process whose log is `name`.
+    fn log_for(&self, name: &str) -> Result<(&'static str, Stdio), String> {
+        let Some(dir) = &self.log_dir else { return Ok(("error", Stdio::null())) };
+        let path = dir.join(name);
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| format!("open {}: {e}", path.display()))?;
+        Ok(("info", f.into()))
+    }
+
     fn start_pd(&mut self) -> Result<(), String> {
         // The old process's socket may linger a moment.
         let mut last = String::new();
         for _ in 0..50 {
+            let (level, stderr) = self.log_for("pd.log")?;
             let mut cmd = Command::new(&self.pd_bin);
-            cmd.args(["--addr", &self.pd_addr, "--log", "error", "--data-dir"]).arg(self.dir.path().join("pd"));
-            match Proc::spawn(cmd, "percore-pd listening on") {
+            cmd.args(["--addr", &self.pd_addr, "--log", level, "--data-dir"]).arg(self.dir.path().join("pd"));
+            match Proc::spawn(cmd, "percore-pd listening on", stderr) {
                 Ok(p) => {
                     self.pd = Some(p);
                     return Ok(());
@@ -194,12 +213,13 @@ impl Procs {
     }
 
     fn start_store(&mut self, i: usize) -> Result<(), String> {
+        let (level, stderr) = self.log_for(&format!("s{i}.log"))?;
         let mut cmd = Command::new(&self.server_bin);
-        cmd.args(["--pd", &self.pd_addr, "--addr", "127.0.0.1:0", "--shards", "1", "--log", "error", "--data-dir"])
+        cmd.args(["--pd", &self.pd_addr, "--addr", "127.0.0.1:0", "--shards", "1", "--log", level, "--data-dir"])
             .arg(self.dir.path().join(format!("s{i}")))
             .arg("--config")
             .arg(self.dir.path().join("store.toml"));
-        self.stores[i] = Some(Proc::spawn(cmd, "percore-server store")?);
+        self.stores[i] = Some(Proc::spawn(cmd, "percore-server store", stderr)?);
         Ok(())
     }
 

@@ -3,13 +3,14 @@
 //! Every write in a history writes a value no other write writes (the workload makes them
 //! unique), so a read names the transaction it read from. With the start and commit
 //! timestamps the client saw, snapshot isolation fixes the answer of every read exactly: the
-//! value of the last committed write of the key whose `commit_ts < start_ts`. The checker
+//! value of the last committed write of the key whose `commit_ts <= start_ts` (the store's
+//! visibility rule; a one-phase commit's timestamp may equal a later transaction's start). The checker
 //! reports each read that differs and how, and each pair of committed transactions that
 //! wrote one key concurrently:
 //!
 //! - **dirty read**: a read returned the value of a transaction that did not commit;
-//! - **future read**: it returned a value committed at or after its `start_ts`;
-//! - **stale read**: a newer committed version below `start_ts` existed (read skew and
+//! - **future read**: it returned a value committed after its `start_ts`;
+//! - **stale read**: a newer committed version at or below `start_ts` existed (read skew and
 //!   fractured reads show up as this);
 //! - **phantom value**: a value no transaction of the history wrote;
 //! - **lost update**: two committed transactions with overlapping `[start_ts, commit_ts]`
@@ -154,7 +155,7 @@ pub fn check(history: &[TxnRecord], initial: &Initial) -> SiReport {
                     None => continue, // cannot happen: a read write of unknown outcome committed
                 },
             };
-            if from.is_some() && from_ts >= t.start_ts {
+            if from.is_some() && from_ts > t.start_ts {
                 let w = from.unwrap_or_default();
                 report.violations.push(format!(
                     "future read: txn {r} (start {}) read {k:?} from txn {w} committed at {from_ts}",
@@ -164,7 +165,7 @@ pub fn check(history: &[TxnRecord], initial: &Initial) -> SiReport {
             }
             let newer = versions
                 .get(k)
-                .and_then(|v| v.iter().find(|&&(ts, w)| ts > from_ts && ts < t.start_ts && Some(w) != from));
+                .and_then(|v| v.iter().find(|&&(ts, w)| ts > from_ts && ts <= t.start_ts && Some(w) != from));
             if let Some(&(ts, w)) = newer {
                 report.violations.push(format!(
                     "stale read: txn {r} (start {}) read {k:?} as of {from_ts}, missing txn {w}'s commit at {ts}",
@@ -248,6 +249,16 @@ mod tests {
         let h = vec![txn(10, Committed(20), &[], &[("x", "x1")]), txn(15, ReadOnly, &[("x", Some("x1"))], &[])];
         let r = check(&h, &initial());
         assert!(r.violations.iter().any(|v| v.starts_with("future read")), "{r}");
+    }
+
+    #[test]
+    fn a_commit_at_the_readers_start_is_visible_to_it() {
+        // A one-phase commit's timestamp may equal a later start: the reader must see it.
+        let sees = vec![txn(10, Committed(15), &[], &[("x", "x1")]), txn(15, ReadOnly, &[("x", Some("x1"))], &[])];
+        assert!(check(&sees, &initial()).ok());
+        let misses = vec![txn(10, Committed(15), &[], &[("x", "x1")]), txn(15, ReadOnly, &[("x", Some("x0"))], &[])];
+        let r = check(&misses, &initial());
+        assert!(r.violations.iter().any(|v| v.starts_with("stale read")), "{r}");
     }
 
     #[test]

@@ -31,6 +31,7 @@ async fn crashed_client(pd: &PdClient, kv: &KvClient, keys: &[&str], ttl_ms: u64
             lock_ttl: ttl_ms,
             min_commit_ts: 0,
             one_pc_commit_ts: 0,
+            try_one_pc: false,
         };
         let r: KvPrewriteResponse = c.call_msg(Method::KvPrewrite, &req, None).await.unwrap();
         assert!(r.errors.is_empty() && r.error.is_empty() && r.region_error.is_none(), "{r:?}");

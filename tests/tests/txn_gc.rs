@@ -35,6 +35,7 @@ fn gc_removes_what_no_read_after_the_safe_point_sees() {
             lock_ttl: 50,
             min_commit_ts: 0,
             one_pc_commit_ts: 0,
+            try_one_pc: false,
         };
         let r: KvPrewriteResponse = conn.call_msg(Method::KvPrewrite, &prewrite, None).await.unwrap();
         assert!(r.errors.is_empty() && r.error.is_empty(), "{r:?}");

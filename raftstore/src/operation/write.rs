@@ -87,7 +87,7 @@ impl Peer {
     pub fn propose_write(
         &mut self,
         epoch: &RegionEpoch,
-        requests: Vec<Request>,
+        mut requests: Vec<Request>,
         reply: oneshot::Sender<CmdResult>,
     ) -> Option<u64> {
         if let Err(e) = self.admit(Work::Write).and_then(|()| self.check_proposal(epoch, false, true)) {
@@ -103,10 +103,21 @@ impl Peer {
                 }
             }
         }
+        let one_pc = match self.prepare_one_pc(&mut requests) {
+            Ok(c) => c,
+            Err(e) => {
+                reply.send(Err(e));
+                return None;
+            }
+        };
         let mut header = self.cmd_header();
         header.region_epoch = Some(epoch.clone());
         let cmd = RaftCmdRequest { header: Some(header), requests, admin_request: None };
-        self.propose_cmd(cmd, reply)
+        let index = self.propose_cmd(cmd, reply)?;
+        if let Some(chosen) = one_pc {
+            self.one_pc_proposed(index, chosen);
+        }
+        Some(index)
     }
 
     /// Applies a committed write command into `wb`.

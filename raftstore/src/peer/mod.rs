@@ -8,9 +8,12 @@
 //!   applying the committed entries dispatches into `crate::operation` (`apply_committed`).
 //! * [`propose`]: what every proposal shares (checks, encoding, tracking to its answer).
 //! * [`read`]: lease reads and ReadIndex.
+//! * [`one_pc`]: the leader's bookkeeping for one-phase commits (read timestamps, commits
+//!   in flight).
 //! * [`snapshot`]: generating and applying snapshots.
 //! * `crate::operation::*`: each command's whole life (propose → apply → result).
 
+pub mod one_pc;
 pub mod propose;
 pub mod read;
 pub mod ready;
@@ -31,6 +34,7 @@ use crate::error::Result;
 use crate::region_error;
 use crate::storage::PeerStorage;
 use crate::tracker::Stage;
+use one_pc::OnePc;
 use propose::{ParkedApply, Proposal};
 use read::{Lease, PendingReads};
 
@@ -114,6 +118,8 @@ pub struct Peer {
     /// Peers learned from messages: an uninitialized peer does not know its region's peers
     /// yet but must answer the leader.
     peer_cache: HashMap<u64, metapb::Peer>,
+    /// One-phase commit bookkeeping (leader only).
+    one_pc: OnePc,
 }
 
 /// Bridges raft-rs's slog logging to `tracing` (at debug level: raft is chatty).
@@ -175,6 +181,7 @@ impl Peer {
             unpersisted: 0,
             parked_apply: None,
             peer_cache: HashMap::new(),
+            one_pc: OnePc::default(),
         })
     }
 

@@ -125,6 +125,7 @@ impl Peer {
     /// Answers the proposals up to `index`: the one at `index` with `result` if its term
     /// matches, earlier or replaced ones with `StaleCommand`.
     pub fn finish_proposals(&mut self, index: u64, term: u64, result: Option<CmdResult>) {
+        self.one_pc.applied(index);
         let mut result = result;
         while let Some(p) = self.proposals.front() {
             if p.index > index {

@@ -289,6 +289,23 @@ fn execute_txn(snap: &OwnedSnapshot, region: &Region, t: &TxnRead) -> ReadResult
 }
 
 impl Peer {
+    /// Serves a read the peer may serve now; a transactional read is first checked against
+    /// the one-phase commits in flight (and its timestamp recorded).
+    fn serve_now(
+        &mut self,
+        ctx: &Rc<ShardCtx>,
+        req: ReadRequest,
+        reply: oneshot::Sender<ReadResult>,
+        ticket: Option<Ticket>,
+    ) {
+        if let ReadRequest::Txn(t) = &req {
+            if let Err(e) = self.one_pc.before_read(t, &self.raw_node.store().region().end_key) {
+                return reply.send(Err(e));
+            }
+        }
+        serve(ctx, self.region(), req, reply, ticket);
+    }
+
     /// Whether the leader has applied an entry of its own term (so everything committed
     /// before it is applied).
     fn applied_own_term(&self) -> bool {
@@ -315,7 +332,7 @@ impl Peer {
         }
         let now = Instant::now();
         if self.lease.valid(now) && self.applied_own_term() {
-            serve(ctx, self.region(), req, reply, ticket);
+            self.serve_now(ctx, req, reply, ticket);
             return;
         }
         let id = self.reads.next_id;
@@ -363,7 +380,7 @@ impl Peer {
             match w.index {
                 Some(i) if i <= applied && own_term => {
                     if w.version == version {
-                        serve(ctx, self.region(), w.req, w.reply, w.ticket);
+                        self.serve_now(ctx, w.req, w.reply, w.ticket);
                     } else {
                         w.reply.send(Err(region_error::epoch_not_match(
                             format!("region {} split while the read waited for its read index", self.region_id()),

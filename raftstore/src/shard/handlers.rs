@@ -234,6 +234,12 @@ impl Shard {
         }
     }
 
+    pub(super) fn on_max_ts_synced(&mut self, region_id: u64, term: u64, ts: Option<u64>) {
+        if let Some(p) = self.peers.get_mut(&region_id) {
+            p.max_ts_synced(term, ts);
+        }
+    }
+
     pub(super) fn on_entries_fetched(&mut self, region_id: u64, ctx: GetEntriesContext) {
         if let Some(p) = self.peers.get_mut(&region_id) {
             if p.allows(Work::Raft) {

@@ -100,6 +100,7 @@ impl Shard {
             }
             Event::SnapshotSent { region_id, to, ok } => self.on_snapshot_sent(region_id, to, ok),
             Event::Flushed { applied } => self.on_flushed(applied),
+            Event::MaxTsSynced { region_id, term, ts } => self.on_max_ts_synced(region_id, term, ts),
             Event::GcBatch { region_id, epoch, safe_point, keys, next } => {
                 self.on_gc_batch(region_id, epoch, safe_point, keys, next)
             }

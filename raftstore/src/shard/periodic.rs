@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use super::Shard;
+use crate::msg::Event;
 use crate::peer::Work;
 
 fn every(ticks: u64, interval_ms: u64, base_ms: u64) -> bool {
@@ -38,6 +39,17 @@ impl Shard {
             }
             if p.raft().has_ready() {
                 self.touched.insert(*id);
+            }
+            if let Some(term) = p.start_max_ts_sync() {
+                let (ctx, region_id) = (self.ctx.clone(), *id);
+                glommio::spawn_local(async move {
+                    let ts = ctx.pd.get_ts().await;
+                    if let Err(e) = &ts {
+                        tracing::debug!(region_id, "TSO for one-phase commit: {e}");
+                    }
+                    ctx.push(Event::MaxTsSynced { region_id, term, ts: ts.ok() });
+                })
+                .detach();
             }
         }
         self.sweep_requests(now);

@@ -82,6 +82,9 @@ pub enum TxnResponse {
     Prewrite {
         /// Why keys were refused.
         errors: Vec<KeyError>,
+        /// Committed in one phase at this timestamp (a one-phase commit, or a retry that found
+        /// its first attempt's commit); `None`: locked, to be committed.
+        committed: Option<u64>,
     },
     /// Commit, rollback, cleanup, resolve: done.
     Done,
@@ -162,17 +165,28 @@ impl TxnCommand {
         let response = match self {
             TxnCommand::Prewrite { mutations, props } => {
                 let mut errors = Vec::new();
+                let mut found_commit = None;
                 for m in mutations {
                     match actions::prewrite(&mut txn, &reader, props, m) {
+                        Ok(actions::Prewritten::Committed(ts)) => found_commit = Some(ts),
                         Ok(_) => {}
                         Err(TxnError::Key(e)) => errors.push(e),
                         Err(e) => return Err(e),
                     }
                 }
                 if !errors.is_empty() {
-                    return Ok(Processed { modifies: Vec::new(), response: TxnResponse::Prewrite { errors } });
+                    let response = TxnResponse::Prewrite { errors, committed: None };
+                    return Ok(Processed { modifies: Vec::new(), response });
                 }
-                TxnResponse::Prewrite { errors }
+                if let Some(ts) = found_commit {
+                    // An earlier attempt committed the transaction (one command, all its
+                    // keys): this retry writes nothing and reports that commit.
+                    return Ok(Processed {
+                        modifies: Vec::new(),
+                        response: TxnResponse::Prewrite { errors, committed: Some(ts) },
+                    });
+                }
+                TxnResponse::Prewrite { errors, committed: props.one_pc_commit_ts }
             }
             TxnCommand::Commit { keys, commit_ts, .. } => {
                 for k in keys {
@@ -245,8 +259,8 @@ mod tests {
         run(&mut mem, TxnCommand::Prewrite { mutations: vec![put(b"b", b"x")], props: props(b"b", 5) }).unwrap();
         let cmd = TxnCommand::Prewrite { mutations: vec![put(b"a", b"1"), put(b"b", b"2")], props: props(b"a", 10) };
         match run(&mut mem, cmd).unwrap() {
-            TxnResponse::Prewrite { errors } => {
-                assert_eq!(errors.len(), 1);
+            TxnResponse::Prewrite { errors, committed } => {
+                assert_eq!((errors.len(), committed), (1, None));
                 assert!(matches!(&errors[0], KeyError::Locked(l) if l.key == b"b" && l.start_ts == 5));
             }
             other => panic!("{other:?}"),
@@ -259,7 +273,7 @@ mod tests {
     fn a_two_key_transaction_commits_through_commands() {
         let mut mem = MemStore::new();
         let cmd = TxnCommand::Prewrite { mutations: vec![put(b"a", b"1"), put(b"b", b"2")], props: props(b"a", 10) };
-        assert_eq!(run(&mut mem, cmd).unwrap(), TxnResponse::Prewrite { errors: vec![] });
+        assert_eq!(run(&mut mem, cmd).unwrap(), TxnResponse::Prewrite { errors: vec![], committed: None });
         let commit = |keys: &[&[u8]]| TxnCommand::Commit {
             keys: keys.iter().map(|k| k.to_vec()).collect(),
             start_ts: 10,
@@ -270,6 +284,26 @@ mod tests {
         let reader = MvccReader::new(&mem);
         let got = actions::scan(&reader, b"", b"", 10, 25, &[]).unwrap();
         assert_eq!(got, vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]);
+    }
+
+    #[test]
+    fn a_one_phase_commit_answers_its_timestamp_and_a_retry_answers_the_first() {
+        let mut mem = MemStore::new();
+        let mut p = props(b"a", 10);
+        p.one_pc_commit_ts = Some(12);
+        let cmd =
+            |p: &TxnProps| TxnCommand::Prewrite { mutations: vec![put(b"a", b"1"), put(b"b", b"2")], props: p.clone() };
+        assert_eq!(run(&mut mem, cmd(&p)).unwrap(), TxnResponse::Prewrite { errors: vec![], committed: Some(12) });
+        // The answer was lost; the retry reaches a new leader, which picks another timestamp.
+        p.one_pc_commit_ts = Some(14);
+        let retry = cmd(&p).process(&mem).unwrap();
+        assert!(retry.modifies.is_empty());
+        assert_eq!(retry.response, TxnResponse::Prewrite { errors: vec![], committed: Some(12) });
+        let reader = MvccReader::new(&mem);
+        assert!(reader.load_lock(b"a").unwrap().is_none());
+        let got = actions::scan(&reader, b"", b"", 10, 12, &[]).unwrap();
+        assert_eq!(got, vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]);
+        assert!(actions::scan(&reader, b"", b"", 10, 11, &[]).unwrap().is_empty());
     }
 
     #[test]

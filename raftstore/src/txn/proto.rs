@@ -50,12 +50,8 @@ pub fn command_of(method: Method, payload: &[u8]) -> Result<TxnCommand, TxnError
     Ok(match method {
         Method::KvPrewrite => {
             let r = pb::KvPrewriteRequest::decode(payload).map_err(bad)?;
-            if r.one_pc_commit_ts != 0 {
-                // A read at a later timestamp served before the entry applies would miss
-                // it (docs/transactions.md, "One-phase commit"): refused until the store
-                // tracks the reads a one-phase commit must follow.
-                return Err(TxnError::invalid("one-phase commit is not supported yet; prewrite and commit"));
-            }
+            // `one_pc_commit_ts` was set by the leader that proposed the command (a client's
+            // is refused before proposing: `crate::peer::one_pc`).
             TxnCommand::Prewrite {
                 mutations: r.mutations.into_iter().map(mutation).collect::<Result<_, _>>()?,
                 props: TxnProps {
@@ -175,11 +171,12 @@ pub fn response_payload(method: Method, result: Result<TxnResponse, TxnError>) -
     };
     match method {
         Method::KvPrewrite => {
-            let errors = match result {
-                Ok(TxnResponse::Prewrite { errors }) => errors.iter().map(key_error).collect(),
-                _ => key_err.into_iter().collect(),
+            let (errors, committed) = match result {
+                Ok(TxnResponse::Prewrite { errors, committed }) => (errors.iter().map(key_error).collect(), committed),
+                _ => (key_err.into_iter().collect(), None),
             };
-            pb::KvPrewriteResponse { errors, error, ..Default::default() }.encode_to_vec()
+            pb::KvPrewriteResponse { errors, error, one_pc_commit_ts: committed.unwrap_or(0), ..Default::default() }
+                .encode_to_vec()
         }
         Method::KvCommit => pb::KvCommitResponse { key_error: key_err, error, ..Default::default() }.encode_to_vec(),
         Method::KvBatchRollback => {
@@ -242,8 +239,12 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // The leader's choice, in the replicated command.
         req.one_pc_commit_ts = 6;
-        assert!(matches!(command_of(Method::KvPrewrite, &req.encode_to_vec()), Err(TxnError::Invalid(_))));
+        match command_of(Method::KvPrewrite, &req.encode_to_vec()).unwrap() {
+            TxnCommand::Prewrite { props, .. } => assert_eq!(props.one_pc_commit_ts, Some(6)),
+            other => panic!("{other:?}"),
+        }
         let bad_op = pb::KvPrewriteRequest {
             mutations: vec![pb::Mutation { op: 42, key: "k".into(), value: "v".into() }],
             ..Default::default()
@@ -263,9 +264,14 @@ mod tests {
             kind: LockKind::Put,
             min_commit_ts: 4,
         });
-        let p = response_payload(Method::KvPrewrite, Ok(TxnResponse::Prewrite { errors: vec![locked.clone()] }));
+        let p = response_payload(
+            Method::KvPrewrite,
+            Ok(TxnResponse::Prewrite { errors: vec![locked.clone()], committed: None }),
+        );
         let r = pb::KvPrewriteResponse::decode(p.as_slice()).unwrap();
-        assert_eq!(r.errors[0].locked.as_ref().unwrap().lock_version, 3);
+        assert_eq!((r.errors[0].locked.as_ref().unwrap().lock_version, r.one_pc_commit_ts), (3, 0));
+        let p = response_payload(Method::KvPrewrite, Ok(TxnResponse::Prewrite { errors: vec![], committed: Some(8) }));
+        assert_eq!(pb::KvPrewriteResponse::decode(p.as_slice()).unwrap().one_pc_commit_ts, 8);
         let p = response_payload(Method::KvCommit, Err(TxnError::Key(KeyError::Committed { commit_ts: 9 })));
         assert_eq!(pb::KvCommitResponse::decode(p.as_slice()).unwrap().key_error.unwrap().committed, 9);
         let p =

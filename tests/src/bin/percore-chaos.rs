@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! percore-chaos --duration 300s [--workload registers|bank] [--stores 3] [--clients 6] [--keys 4]
-//!               [--seed N] [--bin-dir DIR]
+//!               [--seed N] [--bin-dir DIR] [--log-dir DIR]
 //! ```
 //! Exits 0 when the checks pass (registers: the history is linearizable and every
 //! acknowledged write is there; bank: every snapshot balances, every committed transfer
@@ -45,6 +45,9 @@ struct Args {
     /// snapshot isolation; 20 accounts, 4 transfer loops, 2 snapshot readers).
     #[arg(long, default_value = "registers", value_parser = parse_workload)]
     workload: ChaosWorkload,
+    /// Keep every process's info log here (`pd.log`, `s0.log`, …; appended across restarts).
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
 }
 
 fn parse_workload(s: &str) -> Result<ChaosWorkload, String> {
@@ -81,6 +84,7 @@ fn main() {
         seed,
         bin_dir: args.bin_dir,
         workload: args.workload,
+        log_dir: args.log_dir,
     };
     match cfg.workload {
         ChaosWorkload::Registers => println!(

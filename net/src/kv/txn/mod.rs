@@ -6,7 +6,9 @@
 //! ([`resolve`](self)). [`Transaction::commit`] runs two-phase commit: prewrite every key
 //! (one request per region, regions in parallel; the first key is the primary), take a
 //! commit timestamp, commit the primary — the transaction's commit point — then the
-//! secondaries. A conflict is a typed [`TxnError`] the caller retries with a new
+//! secondaries. When every key is in one region, the prewrite asks for one-phase commit
+//! (`try_one_pc`): the leader commits it in one raft round at a timestamp it picks, and the
+//! transaction is done. A conflict is a typed [`TxnError`] the caller retries with a new
 //! transaction ([`TxnError::is_retryable`]). `docs/transactions.md` has the protocol.
 
 mod resolve;
@@ -39,17 +41,23 @@ pub struct TxnConfig {
     /// How long a read or a prewrite waits for another transaction's live lock before it
     /// gives up with [`TxnError::LockWaitTimeout`]. Default 5 s.
     pub lock_wait: Duration,
+    /// Ask for one-phase commit when every key of a transaction is in one region (the
+    /// leader commits it in one raft round, or prewrites it when it cannot). Default on.
+    pub one_pc: bool,
 }
 
 impl Default for TxnConfig {
     fn default() -> Self {
-        TxnConfig { lock_ttl: Duration::from_secs(3), lock_wait: Duration::from_secs(5) }
+        TxnConfig { lock_ttl: Duration::from_secs(3), lock_wait: Duration::from_secs(5), one_pc: true }
     }
 }
 
 /// How long each phase of a commit took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CommitPhases {
+    /// The transaction committed in one phase (the prewrite was its commit; the other
+    /// phases are zero).
+    pub one_pc: bool,
     /// Prewriting every key (lock resolution included).
     pub prewrite: Duration,
     /// Taking the commit timestamp and committing the primary.

@@ -3,7 +3,15 @@
 //! transaction is committed, whatever happens to the client — then the secondaries. A
 //! prewrite that meets another transaction's lock resolves it or waits; a conflict aborts:
 //! the prewritten keys are rolled back and the caller gets a retryable error.
+//!
+//! **One-phase commit.** A prewrite request holding every key of the transaction (they are
+//! all in one region) asks for it; the leader answers with the commit timestamp it chose, or
+//! prewrites as usual (then the commit continues in two phases). A one-phase prewrite that
+//! failed without an answer may have committed: the primary's status, checked with
+//! rollback-if-not-exist, settles it (a rollback record there makes a late-arriving attempt
+//! fail), and only if that check fails too is the outcome undetermined.
 
+use std::cell::Cell;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -14,7 +22,8 @@ use super::{CommitPhases, Result, TxnError};
 use crate::kv::error::KvError;
 use crate::kv::locate::Locate;
 use crate::proto::kvrpcpb::{
-    KeyError, KvBatchRollbackRequest, KvCommitRequest, KvPrewriteRequest, LockInfo, Mutation, Op,
+    KeyError, KvBatchRollbackRequest, KvCheckTxnStatusRequest, KvCommitRequest, KvPrewriteRequest, LockInfo, Mutation,
+    Op, TxnAction,
 };
 
 fn mutation_key(m: &Mutation) -> &Bytes {
@@ -63,9 +72,32 @@ impl Transaction {
             .collect();
         let keys: Vec<Bytes> = self.writes.keys().cloned().collect();
         let primary = keys[0].clone();
-        if let Err(e) = self.prewrite(&primary, mutations).await {
-            self.rollback(keys).await;
-            return Err(e);
+        let tried_one_pc = Cell::new(false);
+        match self.prewrite(&primary, mutations, &tried_one_pc).await {
+            Ok(Some(commit_ts)) => {
+                phases.prewrite = started.elapsed();
+                phases.one_pc = true;
+                return Ok(commit_ts);
+            }
+            Ok(None) => {}
+            Err(e @ TxnError::Kv(_)) if tried_one_pc.get() => {
+                return match self.settle_one_pc(&primary, &e).await {
+                    Ok(Some(commit_ts)) => {
+                        phases.prewrite = started.elapsed();
+                        phases.one_pc = true;
+                        Ok(commit_ts)
+                    }
+                    Ok(None) => {
+                        self.rollback(keys).await;
+                        Err(e)
+                    }
+                    Err(undetermined) => Err(undetermined),
+                };
+            }
+            Err(e) => {
+                self.rollback(keys).await;
+                return Err(e);
+            }
         }
         let prewritten = Instant::now();
         phases.prewrite = prewritten - started;
@@ -85,19 +117,35 @@ impl Transaction {
         Ok(commit_ts)
     }
 
-    async fn prewrite(&self, primary: &Bytes, mutations: Vec<Mutation>) -> Result<()> {
+    /// Prewrites every mutation; `Some(commit_ts)` when the transaction committed in one
+    /// phase instead. `tried_one_pc` is set once a request asked for it.
+    async fn prewrite(
+        &self,
+        primary: &Bytes,
+        mutations: Vec<Mutation>,
+        tried_one_pc: &Cell<bool>,
+    ) -> Result<Option<u64>> {
         let kv = &self.client.kv;
         let mut wait = LockWait::new(&self.client);
+        let total = mutations.len();
         let mut pending = mutations;
         loop {
-            let build = |mutations: Vec<Mutation>| KvPrewriteRequest {
-                context: None,
-                mutations,
-                primary_lock: primary.clone(),
-                start_version: self.start_ts,
-                lock_ttl: self.client.config.lock_ttl.as_millis() as u64,
-                min_commit_ts: self.start_ts + 1,
-                one_pc_commit_ts: 0,
+            let build = |mutations: Vec<Mutation>| {
+                // Every key in this one request: they are all in one region.
+                let try_one_pc = self.client.config.one_pc && mutations.len() == total;
+                if try_one_pc {
+                    tried_one_pc.set(true);
+                }
+                KvPrewriteRequest {
+                    context: None,
+                    mutations,
+                    primary_lock: primary.clone(),
+                    start_version: self.start_ts,
+                    lock_ttl: self.client.config.lock_ttl.as_millis() as u64,
+                    min_commit_ts: self.start_ts + 1,
+                    one_pc_commit_ts: 0,
+                    try_one_pc,
+                }
             };
             let answers = kv.run_groups(pending, mutation_key, build).await?;
             pending = Vec::new();
@@ -105,6 +153,10 @@ impl Transaction {
             for (items, resp) in answers {
                 if !resp.error.is_empty() {
                     return Err(TxnError::Kv(KvError::Server { region_id: 0, message: resp.error }));
+                }
+                if resp.one_pc_commit_ts != 0 {
+                    // Committed in one phase (one request held every key).
+                    return Ok(Some(resp.one_pc_commit_ts));
                 }
                 if resp.errors.is_empty() {
                     continue;
@@ -119,7 +171,7 @@ impl Transaction {
                 pending.extend(items);
             }
             if pending.is_empty() {
-                return Ok(());
+                return Ok(None);
             }
             let mut must_wait = None;
             for l in &locks {
@@ -130,6 +182,39 @@ impl Transaction {
             if let Some((key, ts)) = must_wait {
                 wait.wait(&key, ts).await?;
             }
+        }
+    }
+
+    /// After a one-phase prewrite failed without an answer: whether it committed
+    /// (`Some(commit_ts)`) or not (`None`; a rollback record on the primary now keeps it from
+    /// committing later), or — when the check fails too — [`TxnError::Undetermined`].
+    async fn settle_one_pc(&self, primary: &Bytes, failure: &TxnError) -> Result<Option<u64>> {
+        let undetermined = |why: String| TxnError::Undetermined {
+            start_ts: self.start_ts,
+            commit_ts: 0,
+            reason: format!("one-phase prewrite failed ({failure}), then its status check: {why}"),
+        };
+        let current_ts = self.client.timestamp().await.map_err(|e| undetermined(e.to_string()))?;
+        let check = KvCheckTxnStatusRequest {
+            context: None,
+            primary_key: primary.clone(),
+            lock_ts: self.start_ts,
+            caller_start_ts: 0,
+            current_ts,
+            rollback_if_not_exist: true,
+        };
+        let kv = &self.client.kv;
+        let st = match kv.run(&mut kv.backoffer(), Locate::Key(primary), |_| check.clone()).await {
+            Ok((_, st)) if st.error.is_empty() => st,
+            Ok((_, st)) => return Err(undetermined(st.error)),
+            Err(e) => return Err(undetermined(e.to_string())),
+        };
+        match TxnAction::from_i32(st.action) {
+            Some(TxnAction::Committed) if st.key_error.is_none() => Ok(Some(st.commit_version)),
+            // Rolled back now or before, or prewritten as locks (never committed: no commit
+            // was sent): not committed.
+            Some(_) if st.key_error.is_none() => Ok(None),
+            _ => Err(undetermined(format!("{:?}", st.key_error))),
         }
     }
 

@@ -60,9 +60,12 @@ pub struct TxnProps {
 pub enum Prewritten {
     /// Locked (or, in one-phase commit, committed) now.
     Written,
-    /// Nothing to do: this transaction's lock is already there (a retry), or it already
-    /// committed the key (a retried one-phase commit), or the mutation only checked.
+    /// Nothing to do: this transaction's lock is already there (a retry), or the mutation
+    /// only checked.
     Unchanged,
+    /// Nothing to do: this transaction already committed the key, at this timestamp (a
+    /// retried one-phase commit whose first attempt applied).
+    Committed(u64),
 }
 
 /// Prewrites `m`: refuses it if another transaction's lock is on the key
@@ -86,8 +89,8 @@ pub fn prewrite<S: Snapshot>(
         let newer = commit_ts > start_ts;
         let self_rolled_back = commit_ts == start_ts && (w.kind == WriteKind::Rollback || w.overlapped_rollback);
         if newer || self_rolled_back {
-            if let CommitRecord::Committed(..) = reader.commit_record(key, start_ts)? {
-                return Ok(Prewritten::Unchanged);
+            if let CommitRecord::Committed(ts, _) = reader.commit_record(key, start_ts)? {
+                return Ok(Prewritten::Committed(ts));
             }
             return Err(KeyError::WriteConflict {
                 start_ts,
@@ -224,7 +227,17 @@ mod tests {
         assert_eq!(s.get(b"k", 11).unwrap(), Some(b"v".to_vec()));
         // A retried one-phase commit is a no-op, even after a later write.
         s.put(b"k", b"w", 12, 13);
-        assert_eq!(s.prewrite(&props, &Mutation::Put(b"k".to_vec(), b"v".to_vec())).unwrap(), Prewritten::Unchanged);
+        assert_eq!(
+            s.prewrite(&props, &Mutation::Put(b"k".to_vec(), b"v".to_vec())).unwrap(),
+            Prewritten::Committed(11)
+        );
         assert_eq!(s.get(b"k", 14).unwrap(), Some(b"w".to_vec()));
+        // Retried at another timestamp (a new leader chose it): the first commit stands.
+        props.one_pc_commit_ts = Some(15);
+        assert_eq!(
+            s.prewrite(&props, &Mutation::Put(b"k".to_vec(), b"v".to_vec())).unwrap(),
+            Prewritten::Committed(11)
+        );
+        assert_eq!(s.get(b"k", 16).unwrap(), Some(b"w".to_vec()));
     }
 }
