@@ -52,6 +52,7 @@ pub fn check_for(method: Method) -> Option<Check> {
         M::KvResolveLock => round_trip::<kvrpcpb::KvResolveLockRequest>,
         M::KvScanLock => round_trip::<kvrpcpb::KvScanLockRequest>,
         M::KvGc => round_trip::<kvrpcpb::KvGcRequest>,
+        M::KvMvcc => round_trip::<kvrpcpb::KvMvccRequest>,
         M::PdIsBootstrapped => round_trip::<pdpb::IsBootstrappedRequest>,
         M::PdBootstrap => round_trip::<pdpb::BootstrapRequest>,
         M::PdPutStore => round_trip::<pdpb::PutStoreRequest>,

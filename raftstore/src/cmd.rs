@@ -108,6 +108,12 @@ pub enum TxnRead {
         /// Newest start timestamp reported.
         max_ts: u64,
     },
+    /// Everything stored for `key` (answered as one pair whose value is the encoded
+    /// `KvMvccResponse`).
+    Mvcc {
+        /// The key.
+        key: Bytes,
+    },
 }
 
 /// Pairs found by a read (`None` value = not found, for gets).

@@ -482,7 +482,8 @@ pub fn family_number(cf: Cf) -> u32 {
     Cf::ALL.iter().position(|&c| c == cf).map_or(RAW_FAMILY, |i| i as u32 + 1)
 }
 
-fn family_cf(family: u32) -> Option<Cf> {
+/// The transactional family of a family number (`None`: raw, or unknown).
+pub fn family_cf(family: u32) -> Option<Cf> {
     let i = usize::try_from(family.checked_sub(1)?).ok()?;
     Cf::ALL.get(i).copied()
 }

@@ -67,6 +67,7 @@ requests! {
     KvBatchGet(KvBatchGetRequest) = KvBatchGet, region: |r| ctx_region(&r.context);
     KvScan(KvScanRequest) = KvScan, region: |r| ctx_region(&r.context);
     KvScanLock(KvScanLockRequest) = KvScanLock, region: |r| ctx_region(&r.context);
+    KvMvcc(KvMvccRequest) = KvMvcc, region: |r| ctx_region(&r.context);
     KvPrewrite(KvPrewriteRequest) = KvPrewrite, region: |r| ctx_region(&r.context);
     KvCommit(KvCommitRequest) = KvCommit, region: |r| ctx_region(&r.context);
     KvBatchRollback(KvBatchRollbackRequest) = KvBatchRollback, region: |r| ctx_region(&r.context);

@@ -126,6 +126,7 @@ async fn coordinate_startup(ctx: &ShardCtx, startup: &StartupSink, store_id: u64
 /// Creates the peers of the shard's live regions; drops stale copies.
 fn start_peers(ctx: &ShardCtx, stored: Vec<(u64, StoredRegion)>, drop: &[u64]) -> Result<HashMap<u64, Peer>> {
     let mut peers = HashMap::new();
+    let stored_here: std::collections::HashSet<u64> = stored.iter().map(|(r, _)| *r).collect();
     for (region_id, s) in stored {
         let region = s.state.region.clone().unwrap_or_default();
         if drop.contains(&region_id) || s.state.state == PeerState::Applying as i32 {
@@ -158,13 +159,25 @@ fn start_peers(ctx: &ShardCtx, stored: Vec<(u64, StoredRegion)>, drop: &[u64]) -
         ctx.count_region(1);
         peers.insert(region_id, peer);
     }
-    // Logs with entries but no live region here: destroyed or handed-over peers whose log
-    // removal the stop cut short. They would pin segments forever (and confuse a later peer
-    // of the region). A log holding only a hard state is an uninitialized peer's vote: kept.
+    // Logs with entries but no live region here: destroyed (tombstone here) or handed-over
+    // (live on another shard) peers whose log removal the stop cut short. They would pin
+    // segments forever (and confuse a later peer of the region). A log holding only a hard
+    // state is an uninitialized peer's vote: kept. So is the log of a region no shard has any
+    // state of: a region created by a split whose parent's apply state was not flushed yet
+    // (RocksDB writes skip the WAL). Replaying the parent's log splits it off again, and its
+    // new peer takes this log over — its votes and acknowledged entries are promises raft
+    // relies on; dropping them let a lagging replica win an election without writes a quorum
+    // had acknowledged.
     for region_id in ctx.log.regions() {
-        if !peers.contains_key(&region_id) && ctx.log.entry_count(region_id) > 0 {
+        if peers.contains_key(&region_id) || ctx.log.entry_count(region_id) == 0 {
+            continue;
+        }
+        let elsewhere = ctx.directory.shard_of(region_id).is_some_and(|s| s != ctx.shard_id);
+        if stored_here.contains(&region_id) || elsewhere {
             tracing::info!(region_id, "dropping the raft log of a region this shard no longer has");
             drop_durable(ctx.log.remove(region_id)?);
+        } else {
+            tracing::info!(region_id, "keeping the raft log of a region no shard has state of yet (a split to replay)");
         }
     }
     Ok(peers)

@@ -29,7 +29,6 @@ fn processes_killed_paused_and_restarted_lose_nothing() {
 /// The bank workload on 5 store processes under the same faults: every snapshot balances,
 /// every committed transfer counts once, the history is snapshot-isolated.
 #[test]
-#[ignore = "liveness not yet reliable: a 5-minute run's final read found region 2 unavailable for 60 s after the heal; run with --ignored"]
 fn bank_transactions_under_process_faults_keep_their_invariants() {
     let cfg = ChaosConfig { stores: 5, workload: ChaosWorkload::Bank, ..ChaosConfig::default() };
     run_and_check(cfg, "bank invariants or snapshot isolation violated");

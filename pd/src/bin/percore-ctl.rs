@@ -58,6 +58,11 @@ enum Command {
     /// One-shot transactions: get, put, delete, scan (Percolator, timestamps from PD).
     #[command(subcommand)]
     Txn(txn::TxnCommand),
+    /// Everything stored for a transactional key: its lock, write records and long values.
+    Mvcc {
+        /// The key (UTF-8; prefix with 0x for hex).
+        key: String,
+    },
     /// The MVCC GC safe point and each store's GC progress; with --safe-point or --keep,
     /// resolve older locks and raise it.
     Gc {
@@ -264,6 +269,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Kv(cmd) => kv::run(&pd, cmd, cli.json).await?,
         Command::Txn(cmd) => txn::run(&pd, cmd, cli.json).await?,
+        Command::Mvcc { key } => txn::mvcc(&pd, &key, cli.json).await?,
         Command::Gc { safe_point, keep } => txn::gc(&pd, safe_point, keep, cli.json).await?,
         Command::Operators { all } => sched::list_operators(&pd, all, cli.json).await?,
         Command::Operator(cmd) => sched::operator(&pd, cmd, cli.json).await?,

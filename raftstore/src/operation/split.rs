@@ -322,6 +322,12 @@ pub fn place_split_region(ctx: &ShardCtx, region_id: u64, shard: usize) {
 
 /// Measures a region and picks the middle key when it is too big (runs on the background
 /// queue; RocksDB reads of a consistent snapshot). Returns `(size, keys, split key)`.
+///
+/// Raw and transactional data both count: every pair of the raw family and of the three
+/// transactional families (a version, a lock or a long value each count as a key). The
+/// split key is where the bytes (or keys) reach half, walking the raw family, then each
+/// transactional one; a transactional key gives its user key, so every version of a key
+/// stays on one side.
 pub fn check_region(
     snap: &crate::engine::OwnedSnapshot,
     region: &Region,
@@ -329,7 +335,7 @@ pub fn check_region(
     split_keys: u64,
 ) -> crate::error::Result<(u64, u64, Option<Bytes>)> {
     let (mut size, mut count) = (0u64, 0u64);
-    snap.scan(&region.start_key, &region.end_key, |k, v| {
+    snap.scan_region(&region.start_key, &region.end_key, |_, k, v| {
         size += (k.len() + v.len()) as u64;
         count += 1;
         true
@@ -341,11 +347,14 @@ pub fn check_region(
     let (half_size, half_keys) = (size / 2, count / 2);
     let (mut acc, mut n) = (0u64, 0u64);
     let mut key = None;
-    snap.scan(&region.start_key, &region.end_key, |k, v| {
+    snap.scan_region(&region.start_key, &region.end_key, |family, k, v| {
         acc += (k.len() + v.len()) as u64;
         n += 1;
         if (acc >= half_size && size > split_size) || (n >= half_keys && count > split_keys) {
-            key = Some(Bytes::copy_from_slice(k));
+            key = match crate::engine::family_cf(family) {
+                None => Some(Bytes::copy_from_slice(k)),
+                Some(cf) => crate::txn::codec::user_key_of(cf, k).ok().map(Bytes::from),
+            };
             return false;
         }
         true

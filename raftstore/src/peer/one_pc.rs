@@ -89,8 +89,8 @@ impl OnePc {
                 let end: &[u8] = if end.is_empty() { region_end } else { end };
                 (*ts, self.blocks_range(start, end, *ts))
             }
-            // Locks: one-phase commits leave none.
-            TxnRead::ScanLock { .. } => return Ok(()),
+            // Locks: one-phase commits leave none. The MVCC dump reads at no timestamp.
+            TxnRead::ScanLock { .. } | TxnRead::Mvcc { .. } => return Ok(()),
         };
         if blocked {
             return Err(region_error::server_is_busy("a one-phase commit of a key read is applying", 1));

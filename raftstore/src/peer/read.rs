@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use core_shard::oneshot;
 use net::proto::metapb::Region;
+use prost::Message;
 
 use super::Peer;
 use crate::cmd::{CmdError, ReadRequest, ReadResult, TxnRead};
@@ -135,7 +136,9 @@ fn check_keys(req: &ReadRequest, region: &Region) -> Result<(), CmdError> {
         }
     };
     match req {
-        ReadRequest::Get { key } | ReadRequest::Txn(TxnRead::Get { key, .. }) => check(key),
+        ReadRequest::Get { key }
+        | ReadRequest::Txn(TxnRead::Get { key, .. })
+        | ReadRequest::Txn(TxnRead::Mvcc { key }) => check(key),
         ReadRequest::BatchGet { keys } | ReadRequest::Txn(TxnRead::BatchGet { keys, .. }) => {
             keys.iter().try_for_each(|k| check(k))
         }
@@ -284,6 +287,10 @@ fn execute_txn(snap: &OwnedSnapshot, region: &Region, t: &TxnRead) -> ReadResult
             let locks =
                 reader.scan_locks(start, &end(e), limit(*l), |lock| lock.start_ts <= *max_ts).map_err(txn_err)?;
             Ok(locks.into_iter().map(|(k, lock)| (Bytes::from(k), Some(Bytes::from(lock.encode())))).collect())
+        }
+        TxnRead::Mvcc { key } => {
+            let info = txn::actions::mvcc(&reader, key).map_err(txn_err)?;
+            Ok(vec![(key.clone(), Some(Bytes::from(txn::proto::mvcc_response(key, &info).encode_to_vec())))])
         }
     }
 }

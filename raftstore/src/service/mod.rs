@@ -64,6 +64,7 @@ impl StoreService {
             Request::KvBatchGet(r) => hinted(self.kv_batch_get(r).await, hint),
             Request::KvScan(r) => hinted(self.kv_scan(r).await, hint),
             Request::KvScanLock(r) => hinted(self.kv_scan_lock(r).await, hint),
+            Request::KvMvcc(r) => hinted(self.kv_mvcc(r).await, hint),
             Request::KvPrewrite(r) => hinted(self.txn_write::<KvPrewriteResponse>(Method::KvPrewrite, r).await, hint),
             Request::KvCommit(r) => hinted(self.txn_write::<KvCommitResponse>(Method::KvCommit, r).await, hint),
             Request::KvBatchRollback(r) => {
@@ -114,6 +115,7 @@ shard_hint!(
     KvBatchGetResponse,
     KvScanResponse,
     KvScanLockResponse,
+    KvMvccResponse,
     KvPrewriteResponse,
     KvCommitResponse,
     KvBatchRollbackResponse,

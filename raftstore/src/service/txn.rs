@@ -65,7 +65,8 @@ txn_failure!(
     KvGetResponse,
     KvBatchGetResponse,
     KvScanResponse,
-    KvScanLockResponse
+    KvScanLockResponse,
+    KvMvccResponse
 );
 
 fn failed<R: TxnFailure>(e: CmdError) -> R {
@@ -135,6 +136,19 @@ impl StoreService {
             Err(CmdError::Key(k)) => {
                 KvScanResponse { key_error: Some(txn::proto::key_error(&k)), ..Default::default() }
             }
+            Err(e) => failed(e),
+        }
+    }
+
+    /// Everything stored for one key (a debugging read on the leader, like any read).
+    pub(super) async fn kv_mvcc(&self, r: KvMvccRequest) -> KvMvccResponse {
+        let req = ReadRequest::Txn(TxnRead::Mvcc { key: r.key });
+        match self.read(Method::KvMvcc, &r.context, req).await {
+            Ok(mut v) => match v.pop().and_then(|(_, v)| v) {
+                Some(body) => KvMvccResponse::decode(body)
+                    .unwrap_or_else(|e| failed(CmdError::Other(format!("bad MVCC answer: {e}")))),
+                None => failed(CmdError::Other("no MVCC answer".into())),
+            },
             Err(e) => failed(e),
         }
     }

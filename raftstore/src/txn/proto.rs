@@ -6,10 +6,11 @@ use net::proto::kvrpcpb as pb;
 use net::Method;
 use prost::Message;
 
-use super::actions::{Mutation, TxnProps, TxnStatus};
+use super::actions::{Mutation, MvccInfo, TxnProps, TxnStatus};
 use super::commands::{TxnCommand, TxnResponse};
 use super::error::{KeyError, TxnError};
 use super::types::{LockInfo, LockKind};
+use super::write::WriteKind;
 
 /// Whether `method` is a transactional write (a command replicated through raft).
 pub fn is_write(method: Method) -> bool {
@@ -118,6 +119,37 @@ pub fn lock_info(l: &LockInfo) -> pb::LockInfo {
         lock_ttl: l.ttl_ms,
         lock_type: op_of(l.kind) as i32,
         min_commit_ts: l.min_commit_ts,
+    }
+}
+
+/// The MVCC dump of `key` as a message.
+pub fn mvcc_response(key: &[u8], info: &MvccInfo) -> pb::KvMvccResponse {
+    let kind = |k: WriteKind| match k {
+        WriteKind::Put => "put",
+        WriteKind::Delete => "delete",
+        WriteKind::Lock => "lock",
+        WriteKind::Rollback => "rollback",
+    };
+    pb::KvMvccResponse {
+        lock: info.lock.as_ref().map(|l| lock_info(&l.info(key))),
+        writes: info
+            .writes
+            .iter()
+            .map(|(commit_ts, w)| pb::MvccWrite {
+                commit_ts: *commit_ts,
+                start_ts: w.start_ts,
+                kind: kind(w.kind).to_string(),
+                short_value: w.short_value.clone().unwrap_or_default().into(),
+                has_short_value: w.short_value.is_some(),
+                overlapped_rollback: w.overlapped_rollback,
+            })
+            .collect(),
+        values: info
+            .values
+            .iter()
+            .map(|(start_ts, v)| pb::MvccValue { start_ts: *start_ts, value: v.clone().into() })
+            .collect(),
+        ..Default::default()
     }
 }
 

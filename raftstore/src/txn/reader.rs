@@ -88,6 +88,23 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
         }
     }
 
+    /// `(start_ts, value)` of `key`'s values in the default family (the long ones), newest
+    /// first, at most `limit`.
+    pub fn long_values(&self, key: &[u8], limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let enc = encode_key(key);
+        let from = versioned(&enc, u64::MAX);
+        let to = prefix_end(&enc);
+        let mut out = Vec::new();
+        for (k, v) in self.snap.scan(Cf::Default, &from, to.as_deref(), limit)? {
+            let (user, start_ts) = split_version(&k)?;
+            if user != enc.as_slice() {
+                return Err(TxnError::corrupt("value key outside its key's range"));
+            }
+            out.push((start_ts, v));
+        }
+        Ok(out)
+    }
+
     /// The value a put record points to: inline, or in the default family.
     pub fn value_of(&self, key: &[u8], w: &Write) -> Result<Vec<u8>> {
         if let Some(v) = &w.short_value {

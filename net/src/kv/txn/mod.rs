@@ -11,6 +11,7 @@
 //! transaction is done. A conflict is a typed [`TxnError`] the caller retries with a new
 //! transaction ([`TxnError::is_retryable`]). `docs/transactions.md` has the protocol.
 
+mod debug;
 mod resolve;
 mod transaction;
 mod two_phase;
@@ -44,11 +45,20 @@ pub struct TxnConfig {
     /// Ask for one-phase commit when every key of a transaction is in one region (the
     /// leader commits it in one raft round, or prewrites it when it cannot). Default on.
     pub one_pc: bool,
+    /// Commit the secondaries in the background: `commit` returns once the primary is
+    /// committed (the transaction's commit point; a secondary left locked is resolved as
+    /// committed by whoever meets it). Off: `commit` also waits for them. Default on.
+    pub async_secondaries: bool,
 }
 
 impl Default for TxnConfig {
     fn default() -> Self {
-        TxnConfig { lock_ttl: Duration::from_secs(3), lock_wait: Duration::from_secs(5), one_pc: true }
+        TxnConfig {
+            lock_ttl: Duration::from_secs(3),
+            lock_wait: Duration::from_secs(5),
+            one_pc: true,
+            async_secondaries: true,
+        }
     }
 }
 
@@ -62,7 +72,7 @@ pub struct CommitPhases {
     pub prewrite: Duration,
     /// Taking the commit timestamp and committing the primary.
     pub commit_primary: Duration,
-    /// Committing the secondaries.
+    /// Committing the secondaries (zero when they are committed in the background).
     pub commit_secondaries: Duration,
 }
 

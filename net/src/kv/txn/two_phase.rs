@@ -112,8 +112,13 @@ impl Transaction {
         };
         let committed = Instant::now();
         phases.commit_primary = committed - prewritten;
-        self.commit_secondaries(keys[1..].to_vec(), commit_ts).await;
-        phases.commit_secondaries = committed.elapsed();
+        let secondaries = keys[1..].to_vec();
+        if self.client.config.async_secondaries {
+            glommio::spawn_local(async move { self.commit_secondaries(secondaries, commit_ts).await }).detach();
+        } else {
+            self.commit_secondaries(secondaries, commit_ts).await;
+            phases.commit_secondaries = committed.elapsed();
+        }
         Ok(commit_ts)
     }
 

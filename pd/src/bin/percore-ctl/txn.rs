@@ -130,3 +130,50 @@ pub async fn gc(pd: &PdClient, safe_point: Option<u64>, keep: Option<Duration>, 
     }
     Ok(())
 }
+
+/// `percore-ctl mvcc KEY`: everything stored for a transactional key — its lock, its write
+/// records newest first (kind, start and commit timestamps, inline value) and its long values.
+pub async fn mvcc(pd: &PdClient, key: &str, json_out: bool) -> Result<(), String> {
+    let config = KvConfig { deadline: Duration::from_secs(10), ..KvConfig::default() };
+    let txn = TxnClient::new(KvClient::new(Rc::new(pd.clone()), config), Rc::new(pd.clone()), TxnConfig::default());
+    let r = txn.mvcc(parse_key(key)?).await.map_err(|e| e.to_string())?;
+    let lock = r.lock.as_ref().map(|l| {
+        json!({"primary": show_key(&l.primary_lock), "start_ts": l.lock_version, "ttl_ms": l.lock_ttl,
+               "kind": l.lock_type, "min_commit_ts": l.min_commit_ts})
+    });
+    let writes: Vec<_> = r
+        .writes
+        .iter()
+        .map(|w| {
+            json!({"commit_ts": w.commit_ts, "start_ts": w.start_ts, "kind": w.kind,
+                   "short_value": w.has_short_value.then(|| show_key(&w.short_value)),
+                   "overlapped_rollback": w.overlapped_rollback})
+        })
+        .collect();
+    let values: Vec<_> = r.values.iter().map(|v| json!({"start_ts": v.start_ts, "bytes": v.value.len()})).collect();
+    if json_out {
+        println!("{}", json!({"key": key, "lock": lock, "writes": writes, "values": values}));
+        return Ok(());
+    }
+    match &r.lock {
+        Some(l) => println!(
+            "lock: start_ts {} primary {} ttl {} ms min_commit_ts {}",
+            l.lock_version,
+            show_key(&l.primary_lock),
+            l.lock_ttl,
+            l.min_commit_ts
+        ),
+        None => println!("lock: none"),
+    }
+    println!("writes: {}", r.writes.len());
+    for w in &r.writes {
+        let value = if w.has_short_value { show_key(&w.short_value) } else { String::new() };
+        let overlapped = if w.overlapped_rollback { " (+rollback)" } else { "" };
+        println!("  {:>20}  {:<8}  start {:>20}  {value}{overlapped}", w.commit_ts, w.kind, w.start_ts);
+    }
+    println!("long values: {}", r.values.len());
+    for v in &r.values {
+        println!("  start {:>20}  {} bytes", v.start_ts, v.value.len());
+    }
+    Ok(())
+}

@@ -6,6 +6,7 @@
 mod check_txn_status;
 mod commit;
 mod gc;
+mod mvcc;
 mod prewrite;
 mod read;
 mod resolve_lock;
@@ -16,6 +17,7 @@ mod test_util;
 pub use check_txn_status::{check_txn_status, TxnStatus};
 pub use commit::commit;
 pub use gc::{gc, GcStats};
+pub use mvcc::{mvcc, MvccInfo, MVCC_DUMP_LIMIT};
 pub use prewrite::{prewrite, Mutation, Prewritten, TxnProps};
 pub use read::{blocks, get, scan};
 pub use resolve_lock::resolve_lock;
