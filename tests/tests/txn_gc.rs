@@ -140,15 +140,13 @@ fn after_many_overwrites_gc_leaves_at_most_two_versions_per_key() {
         let now = pd.get_ts().await.unwrap();
         assert_eq!(txn.resolve_locks_before(now).await.unwrap(), 0);
         pd.update_gc_safe_point(now).await.unwrap();
-        cluster::wait_until(Duration::from_secs(60), "GC to leave at most 2 versions of every key", || {
-            async move {
-                for i in 0..KEYS {
-                    if versions(key(i)).await > 2 {
-                        return false;
-                    }
+        cluster::wait_until(Duration::from_secs(60), "GC to leave at most 2 versions of every key", || async move {
+            for i in 0..KEYS {
+                if versions(key(i)).await > 2 {
+                    return false;
                 }
-                true
             }
+            true
         })
         .await;
         let mut t = txn.begin().await.unwrap();
