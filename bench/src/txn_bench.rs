@@ -56,6 +56,13 @@ pub struct TxnArgs {
     /// Warm-up of each phase, not counted.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
+    /// Wait for the secondaries' commit before a transaction counts as done (default: they
+    /// commit in the background, `TxnConfig::async_secondaries`).
+    #[arg(long)]
+    pub wait_secondaries: bool,
+    /// Never ask for one-phase commit (`TxnConfig::one_pc` off).
+    #[arg(long)]
+    pub no_one_pc: bool,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -126,7 +133,9 @@ async fn drive(args: &TxnArgs, pd_addr: &str) -> anyhow::Result<(Phase, Phase)> 
     for r in 1..args.regions {
         kv.split(key(r * args.records / args.regions)).await.map_err(|e| anyhow::anyhow!("split: {e}"))?;
     }
-    let txn = TxnClient::new(kv.clone(), pd, TxnConfig::default());
+    let config =
+        TxnConfig { async_secondaries: !args.wait_secondaries, one_pc: !args.no_one_pc, ..TxnConfig::default() };
+    let txn = TxnClient::new(kv.clone(), pd, config);
     let raw_kv = kv.clone();
     let raw = run_phase(args, Rc::new(RefCell::new(Phase::new())), move |keys, value, out| {
         let kv = raw_kv.clone();
