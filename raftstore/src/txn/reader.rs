@@ -40,20 +40,26 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
         self.snap.get(Cf::Lock, &encode_key(key))?.map(|v| Lock::decode(&v)).transpose()
     }
 
-    /// Write records of `key` committed at or before `ts`, newest first, at most `limit`.
-    pub fn writes_at_or_before(&self, key: &[u8], ts: u64, limit: usize) -> Result<Vec<(u64, Write)>> {
+    /// The versions of `key` in a versioned family (`Write` or `Default`) at or below `ts`,
+    /// newest first, at most `limit`: `(timestamp, stored value)`.
+    fn versions(&self, cf: Cf, key: &[u8], ts: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
         let enc = encode_key(key);
         let from = versioned(&enc, ts);
         let to = prefix_end(&enc);
         let mut out = Vec::new();
-        for (k, v) in self.snap.scan(Cf::Write, &from, to.as_deref(), limit)? {
-            let (user, commit_ts) = split_version(&k)?;
+        for (k, v) in self.snap.scan(cf, &from, to.as_deref(), limit)? {
+            let (user, version) = split_version(&k)?;
             if user != enc.as_slice() {
-                return Err(TxnError::corrupt("write record key outside its key's range"));
+                return Err(TxnError::corrupt(format!("a {} key outside its key's range", cf.name())));
             }
-            out.push((commit_ts, Write::decode(&v)?));
+            out.push((version, v));
         }
         Ok(out)
+    }
+
+    /// Write records of `key` committed at or before `ts`, newest first, at most `limit`.
+    pub fn writes_at_or_before(&self, key: &[u8], ts: u64, limit: usize) -> Result<Vec<(u64, Write)>> {
+        self.versions(Cf::Write, key, ts, limit)?.into_iter().map(|(c, v)| Ok((c, Write::decode(&v)?))).collect()
     }
 
     /// The newest write record of `key` committed at or before `ts`, of any kind.
@@ -91,18 +97,7 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
     /// `(start_ts, value)` of `key`'s values in the default family (the long ones), newest
     /// first, at most `limit`.
     pub fn long_values(&self, key: &[u8], limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
-        let enc = encode_key(key);
-        let from = versioned(&enc, u64::MAX);
-        let to = prefix_end(&enc);
-        let mut out = Vec::new();
-        for (k, v) in self.snap.scan(Cf::Default, &from, to.as_deref(), limit)? {
-            let (user, start_ts) = split_version(&k)?;
-            if user != enc.as_slice() {
-                return Err(TxnError::corrupt("value key outside its key's range"));
-            }
-            out.push((start_ts, v));
-        }
-        Ok(out)
+        self.versions(Cf::Default, key, u64::MAX, limit)
     }
 
     /// The value a put record points to: inline, or in the default family.
